@@ -5,7 +5,12 @@
  *
  * Usage: node bench/bare-proxy-process.ts   (env UPSTREAM_URL, UPSTREAM_AUTHORIZATION; prints {"port": n})
  */
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import { Pool } from "undici";
 
 const upstreamUrl = process.env.UPSTREAM_URL;
@@ -47,7 +52,12 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   const method = req.method ?? "GET";
   const hasBody = method !== "GET" && method !== "HEAD";
   pool.stream(
-    { path: req.url ?? "/", method, headers: forwardHeaders(req.headers), body: hasBody ? req : null },
+    {
+      path: req.url ?? "/",
+      method,
+      headers: forwardHeaders(req.headers),
+      body: hasBody ? req : null,
+    },
     ({ statusCode, headers }) => {
       const out: Record<string, string | string[]> = {};
       for (const key in headers) {

@@ -13,11 +13,16 @@ export const BARE_TARGET_NAME = "bare-node";
 /** node:http server + undici Pool, header injection only, one process pinned to the server core(s). */
 export const bareProxyTarget: Target = {
   name: BARE_TARGET_NAME,
-  description: "client -> node:http + undici Pool (injects credential, nothing else, 1 process) -> upstream",
+  description:
+    "client -> node:http + undici Pool (injects credential, nothing else, 1 process) -> upstream",
   async start({ upstream, serverCores }) {
     const { child, ready } = await startNodeChild<{ port: number }>(script, [], {
       cores: serverCores,
-      env: { ...process.env, UPSTREAM_URL: upstream.baseUrl, UPSTREAM_AUTHORIZATION: upstream.credential.value },
+      env: {
+        ...process.env,
+        UPSTREAM_URL: upstream.baseUrl,
+        UPSTREAM_AUTHORIZATION: upstream.credential.value,
+      },
     });
     return {
       baseUrl: `http://127.0.0.1:${ready.port}`,

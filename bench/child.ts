@@ -107,10 +107,14 @@ export async function startNodeChild<Ready>(
     const first = await Promise.race([
       lines.next(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${script} not ready after ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`${script} not ready after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
       }),
     ]);
-    if (first.done) throw new Error(`${script} exited before it was ready: ${child.stderr().trim()}`);
+    if (first.done)
+      throw new Error(`${script} exited before it was ready: ${child.stderr().trim()}`);
     return { child, ready: JSON.parse(first.value) as Ready, lines };
   } catch (error) {
     await child.stop();
@@ -151,7 +155,9 @@ export async function collectJsonResult<Result>(
     out += chunk;
   });
   const timer = setTimeout(() => child.process.kill("SIGKILL"), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.process.once("close", (c) => resolve(c)));
+  const code = await new Promise<number | null>((resolve) =>
+    child.process.once("close", (c) => resolve(c)),
+  );
   clearTimeout(timer);
   const lines = out.split("\n").filter((l) => l.trim() !== "");
   for (let i = lines.length - 1; i >= 0; i--) {
@@ -166,5 +172,7 @@ export async function collectJsonResult<Result>(
       // Not the result line (a log line); keep looking further up.
     }
   }
-  throw new Error(`${label} exited with code ${code} without a result: ${child.stderr().trim() || out.trim()}`);
+  throw new Error(
+    `${label} exited with code ${code} without a result: ${child.stderr().trim() || out.trim()}`,
+  );
 }

@@ -43,7 +43,11 @@ export function hasTaskset(): boolean {
 export function resolveCpuPlan(layout: PinLayout): CpuPlan {
   const cores = availableParallelism();
   if (layout === "none") {
-    return { layout, cores, description: `no pinning; ${cores} cores shared by the kernel scheduler` };
+    return {
+      layout,
+      cores,
+      description: `no pinning; ${cores} cores shared by the kernel scheduler`,
+    };
   }
   if (cores < 2) {
     return {
@@ -77,7 +81,11 @@ export function resolveCpuPlan(layout: PinLayout): CpuPlan {
  * Prefixes a command with `taskset -c <cores>` when `cores` is set, so callers can spawn
  * pinned and unpinned programs the same way.
  */
-export function pinned(cores: string | undefined, command: string, args: string[]): { command: string; args: string[] } {
+export function pinned(
+  cores: string | undefined,
+  command: string,
+  args: string[],
+): { command: string; args: string[] } {
   if (cores === undefined) return { command, args };
   return { command: "taskset", args: ["-c", cores, command, ...args] };
 }

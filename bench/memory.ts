@@ -71,7 +71,10 @@ export interface RssSummary {
  * reports the peak. Sampling reads a small /proc file per process, so even at 100 ms it costs
  * the measured processes nothing.
  */
-export function sampleRssDuring(pids: () => number[], intervalMs = 100): { stop(): number | undefined } {
+export function sampleRssDuring(
+  pids: () => number[],
+  intervalMs = 100,
+): { stop(): number | undefined } {
   let peak: number | undefined;
   const take = () => {
     const list = pids();

@@ -22,7 +22,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves once a TCP connection to 127.0.0.1:`port` succeeds; polls every 20 ms up to `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs: number, isAlive: () => boolean = () => true): Promise<void> {
+export async function waitForPort(
+  port: number,
+  timeoutMs: number,
+  isAlive: () => boolean = () => true,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!isAlive()) throw new Error(`process exited before listening on port ${port}`);

@@ -53,7 +53,10 @@ function streamEvents(res: ServerResponse, index: number): void {
 function handle(req: IncomingMessage, res: ServerResponse): void {
   if (req.headers.authorization !== expected) {
     req.resume();
-    res.writeHead(401, { "content-type": "application/json", "content-length": unauthorized.length });
+    res.writeHead(401, {
+      "content-type": "application/json",
+      "content-length": unauthorized.length,
+    });
     res.end(unauthorized);
     return;
   }
@@ -72,7 +75,10 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     });
     req.on("end", () => {
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
-      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
+      res.writeHead(200, {
+        "content-type": "application/octet-stream",
+        "content-length": body.length,
+      });
       res.end(body);
     });
     return;

@@ -566,7 +566,8 @@ export declare type VerifyTokenResponse = Message<"latchkey.token.v1.VerifyToken
   failure: VerifyFailure;
 
   /**
-   * The token's claims when it is valid.
+   * The token's claims when it is valid. For EXPIRED, REVOKED and ROTATED only name and
+   * tenant are set, so a gateway can record the refusal under the token's tenant.
    *
    * @generated from field: latchkey.token.v1.TokenClaims claims = 2;
    */

@@ -1,0 +1,79 @@
+/**
+ * What a load generator is asked to do and what it reports back. Shared by wrk (load-wrk.ts),
+ * the Node closed-loop fallback (load-closed.ts) and the open-loop generator (load-open.ts),
+ * so the orchestrator can use any of them interchangeably.
+ */
+import type { LatencySummary } from "./latency.ts";
+import type { Route } from "./routes.ts";
+
+/** One measurement's request stream. */
+export interface LoadSpec {
+  /** e.g. http://127.0.0.1:8080 (loopback only). */
+  baseUrl: string;
+  route: Route;
+  /** Headers sent on every request: the target's headers plus the route's. */
+  headers: Record<string, string>;
+  /** Per-request header sets used round-robin on top of `headers` (see RunningTarget.headerRotation). */
+  headerRotation?: ReadonlyArray<Record<string, string>>;
+  durationS: number;
+}
+
+/** Closed loop: `connections` clients, each sending its next request as soon as the previous answer arrives. */
+export interface ClosedLoopSpec extends LoadSpec {
+  connections: number;
+}
+
+/** Open loop: requests start on a fixed timetable (`rate` per second) whatever the answers do. */
+export interface OpenLoopSpec extends LoadSpec {
+  rate: number;
+  /** Upper bound on concurrent connections the generator may open when answers are slow. */
+  maxConnections: number;
+  /**
+   * Dispatch by spinning on the event loop instead of sleeping on timers. Timers fire up to
+   * ~1 ms late, which would be added to every latency measured from the timetable; spinning
+   * costs a whole core, so it is only used when the generator has a core of its own.
+   */
+  spin: boolean;
+}
+
+/** Result of a closed-loop run. */
+export interface ClosedLoopResult {
+  tool: "wrk" | "node";
+  requests: number;
+  durationS: number;
+  rps: number;
+  /** Transport errors plus non-2xx/3xx answers; a proxy that fails injection shows up here. */
+  errors: number;
+  latency: LatencySummary;
+}
+
+/** Result of an open-loop run; latency is measured from each request's scheduled start. */
+export interface OpenLoopResult {
+  tool: "node-open-loop";
+  rate: number;
+  scheduled: number;
+  completed: number;
+  errors: number;
+  /** Requests still unanswered when the run's drain timeout expired (also counted in errors). */
+  timedOut: number;
+  durationS: number;
+  latency: LatencySummary;
+  scheduler: "spin" | "timer";
+  /** p99 of how late the generator itself sent requests versus the timetable (generator noise floor). */
+  dispatchLagP99Ms: number;
+}
+
+/** Ensures a URL is on the loopback interface; the harness never sends traffic elsewhere. */
+export function assertLoopback(url: string): void {
+  const host = new URL(url).hostname;
+  if (host !== "127.0.0.1" && host !== "localhost" && host !== "[::1]") {
+    throw new Error(`refusing to send benchmark load to ${host}: loopback only`);
+  }
+}
+
+/** Headers for request number `i`: fixed headers, overlaid by the i-th rotating set if any. */
+export function headersFor(spec: LoadSpec, i: number): Record<string, string> {
+  const rotation = spec.headerRotation;
+  if (rotation === undefined || rotation.length === 0) return spec.headers;
+  return { ...spec.headers, ...rotation[i % rotation.length] };
+}

@@ -1,0 +1,2 @@
+export * from "./admin-keys.ts";
+export * from "./principal.ts";

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { migrate } from "../../libs/db/index.ts";
+import type { Db } from "../../libs/db/types.ts";
+import { GatewayDecision } from "../../libs/gen/latchkey/events/v1/events_pb.js";
+import { embeddedDb, skipUnless, testDatabase } from "../../test/fixtures/services.ts";
+import { migrations } from "./component.ts";
+import { auditBytes, changeBytes, changeEvent, gatewayEvent } from "./event-fixtures.ts";
+import { auditPayloadToRow, changePayloadToRow, rowEvent } from "./event-row.ts";
+import { countEvents, countUsage, insertEvents, listEvents } from "./store.ts";
+
+const now = new Date();
+const tenantName = () => `t-${randomBytes(4).toString("hex")}`;
+const us = (ms: number) => BigInt(ms) * 1000n;
+
+interface Engine {
+  name: string;
+  skip: string | undefined;
+  open(): Promise<{ db: Db; close(): Promise<void> }>;
+}
+
+// The same SQL must behave the same on PostgreSQL (cluster) and PGlite (embedded).
+const engines: Engine[] = [
+  {
+    name: "postgresql",
+    skip: await skipUnless("postgres"),
+    open: () => testDatabase({ migrate: [migrations] }),
+  },
+  {
+    name: "pglite",
+    skip: undefined,
+    async open() {
+      const db = await embeddedDb();
+      await migrate(db, migrations);
+      // Shared by the whole process: never closed.
+      return { db, close: async () => {} };
+    },
+  },
+];
+
+for (const engine of engines) {
+  describe(`audit store on ${engine.name}`, { skip: engine.skip }, () => {
+    let opened: { db: Db; close(): Promise<void> };
+    before(async () => {
+      opened = await engine.open();
+    });
+    after(() => opened?.close());
+    const db = async () => opened.db;
+
+    test("inserts a batch once: stored rows and in-batch duplicates are skipped", async () => {
+      const tenant = tenantName();
+      const a = gatewayEvent({ tenant, traceId: "4bf92f3577b34da6a3ce929d0e0e4736" });
+      const b = changeEvent({ tenant });
+      const rows = [
+        auditPayloadToRow(auditBytes(a), now),
+        changePayloadToRow(changeBytes(b), {}, now),
+      ];
+      assert.equal(await insertEvents(await db(), rows), 2);
+      assert.equal(await insertEvents(await db(), rows), 0);
+      const again = auditPayloadToRow(auditBytes(a), now);
+      assert.equal(await insertEvents(await db(), [again, again]), 0);
+      const c = auditPayloadToRow(auditBytes(gatewayEvent({ tenant })), now);
+      assert.equal(await insertEvents(await db(), [c, c]), 1);
+      assert.equal(await countEvents(await db(), tenant), 3);
+    });
+
+    test("returns exactly the recorded event, newest first, keyset-paged", async () => {
+      const tenant = tenantName();
+      const base = Date.now() - 60_000;
+      const events = Array.from({ length: 5 }, (_, i) =>
+        gatewayEvent({ tenant, timeMs: base + i }),
+      );
+      await insertEvents(
+        await db(),
+        events.map((e) => auditPayloadToRow(auditBytes(e), now)),
+      );
+      const first = await listEvents(await db(), tenant, {}, { limit: 3 });
+      assert.deepEqual(
+        first.map((r) => r.id),
+        [events[4]?.id, events[3]?.id, events[2]?.id],
+      );
+      assert.deepEqual(rowEvent(first[0]?.event ?? new Uint8Array()), events[4]);
+      const rest = await listEvents(await db(), tenant, {}, { limit: 3, beforeId: first[2]?.id });
+      assert.deepEqual(
+        rest.map((r) => r.id),
+        [events[1]?.id, events[0]?.id],
+      );
+    });
+
+    test("filters by every field and never crosses tenants", async () => {
+      const tenant = tenantName();
+      const other = tenantName();
+      const base = Date.now() - 60_000;
+      const token = `tenants/${tenant}/tokens/tok_01jd4k00000000000000000abc`;
+      const trace = "0af7651916cd43dd8448eb211c80319c";
+      const allowed = gatewayEvent({ tenant, timeMs: base, token, traceId: trace });
+      const denied = gatewayEvent({
+        tenant,
+        timeMs: base + 1000,
+        upstream: "openai",
+        decision: GatewayDecision.DENIED,
+        status: 403,
+      });
+      const change = changeEvent({ tenant, timeMs: base + 2000, resource: token });
+      const foreign = gatewayEvent({ tenant: other, timeMs: base, token, traceId: trace });
+      await insertEvents(await db(), [
+        auditPayloadToRow(auditBytes(allowed), now),
+        auditPayloadToRow(auditBytes(denied), now),
+        changePayloadToRow(changeBytes(change), {}, now),
+        auditPayloadToRow(auditBytes(foreign), now),
+      ]);
+      const ids = async (selection: Parameters<typeof listEvents>[2]) =>
+        (await listEvents(await db(), tenant, selection, { limit: 100 })).map((r) => r.id);
+      assert.deepEqual(await ids({}), [change.id, denied.id, allowed.id]);
+      assert.deepEqual(await ids({ token }), [change.id, allowed.id]);
+      assert.deepEqual(await ids({ upstream: "openai" }), [denied.id]);
+      assert.deepEqual(await ids({ decision: GatewayDecision.DENIED }), [denied.id]);
+      assert.deepEqual(await ids({ traceId: trace }), [allowed.id]);
+      assert.deepEqual(await ids({ kind: "change" }), [change.id]);
+      assert.deepEqual(await ids({ kind: "gateway_request" }), [denied.id, allowed.id]);
+      assert.deepEqual(await ids({ startUs: us(base + 1000) }), [change.id, denied.id]);
+      assert.deepEqual(await ids({ endUs: us(base + 1000) }), [allowed.id]);
+      assert.deepEqual(await ids({ startUs: us(base + 500), endUs: us(base + 1500) }), [denied.id]);
+      assert.deepEqual(
+        (await listEvents(await db(), other, {}, { limit: 100 })).map((r) => r.id),
+        [foreign.id],
+      );
+    });
+
+    test("counts gateway requests by token, upstream and decision in [start, end)", async () => {
+      const tenant = tenantName();
+      const base = Date.now() - 60_000;
+      const tokenA = `tenants/${tenant}/tokens/tok_01jd4k0000000000000000000a`;
+      const events = [
+        gatewayEvent({ tenant, timeMs: base, token: tokenA }),
+        gatewayEvent({ tenant, timeMs: base + 1, token: tokenA }),
+        gatewayEvent({ tenant, timeMs: base + 2, token: tokenA, decision: GatewayDecision.DENIED }),
+        gatewayEvent({
+          tenant,
+          timeMs: base + 3,
+          token: "",
+          decision: GatewayDecision.UNAUTHENTICATED,
+        }),
+        // Outside the window: exactly at its end.
+        gatewayEvent({ tenant, timeMs: base + 10, token: tokenA }),
+        gatewayEvent({ tenant: tenantName(), timeMs: base, token: tokenA }),
+      ];
+      await insertEvents(await db(), [
+        ...events.map((e) => auditPayloadToRow(auditBytes(e), now)),
+        changePayloadToRow(
+          changeBytes(changeEvent({ tenant, timeMs: base, resource: tokenA })),
+          {},
+          now,
+        ),
+      ]);
+      const counts = await countUsage(await db(), tenant, {
+        startUs: us(base),
+        endUs: us(base + 10),
+      });
+      assert.deepEqual(
+        counts.map((c) => ({ ...c, count: Number(c.count) })),
+        [
+          { token: "", upstream: "stripe", decision: GatewayDecision.UNAUTHENTICATED, count: 1 },
+          { token: tokenA, upstream: "stripe", decision: GatewayDecision.ALLOWED, count: 2 },
+          { token: tokenA, upstream: "stripe", decision: GatewayDecision.DENIED, count: 1 },
+        ],
+      );
+    });
+  });
+}

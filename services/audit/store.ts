@@ -1,0 +1,119 @@
+import type { Queryable } from "../../libs/db/types.ts";
+import type { Selection } from "./event-filter.ts";
+import { type EventRow, microsToIso } from "./event-row.ts";
+
+/**
+ * Stores a batch in one statement; rows whose id is already stored are skipped, which is
+ * what makes redelivery harmless. Arrays (one per column) rather than a VALUES list keep
+ * the statement text and parameter count fixed whatever the batch size. Bytes and times
+ * travel as text (base64, ISO 8601 with microseconds) so PostgreSQL and PGlite read them
+ * the same way. Resolves with the number of rows actually inserted.
+ */
+export async function insertEvents(db: Queryable, rows: readonly EventRow[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  const result = await db.query(
+    `INSERT INTO audit.events
+       (id, tenant, time, kind, trace_id, token, upstream, decision, status, event)
+     SELECT id, tenant, time, kind, trace_id, token, upstream, decision, status,
+            decode(event, 'base64')
+       FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                   $6::text[], $7::text[], $8::int4[], $9::int4[], $10::text[])
+         AS t(id, tenant, time, kind, trace_id, token, upstream, decision, status, event)
+     ON CONFLICT (id) DO NOTHING`,
+    [
+      rows.map((r) => r.id),
+      rows.map((r) => r.tenant),
+      rows.map((r) => microsToIso(r.timeUs)),
+      rows.map((r) => r.kind),
+      rows.map((r) => r.traceId),
+      rows.map((r) => r.token),
+      rows.map((r) => r.upstream),
+      rows.map((r) => r.decision),
+      rows.map((r) => r.status),
+      rows.map((r) =>
+        Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength).toString("base64"),
+      ),
+    ],
+  );
+  return result.rowCount;
+}
+
+/** A page of stored events: id and the recorded bytes. */
+export interface StoredEvent {
+  id: string;
+  event: Uint8Array;
+}
+
+/**
+ * A tenant's events matching the selection, newest first, strictly older than `beforeId`
+ * when given (keyset pagination: rows inserted between pages neither repeat nor vanish).
+ */
+export async function listEvents(
+  db: Queryable,
+  tenant: string,
+  selection: Selection,
+  page: { beforeId?: string; limit: number },
+): Promise<StoredEvent[]> {
+  const params: unknown[] = [tenant];
+  const where = ["tenant = $1"];
+  const add = (clause: (placeholder: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(clause(`$${params.length}`));
+  };
+  if (selection.token !== undefined) add((p) => `token = ${p}`, selection.token);
+  if (selection.upstream !== undefined) add((p) => `upstream = ${p}`, selection.upstream);
+  if (selection.decision !== undefined) add((p) => `decision = ${p}`, selection.decision);
+  if (selection.startUs !== undefined) {
+    add((p) => `time >= ${p}::timestamptz`, microsToIso(selection.startUs));
+  }
+  if (selection.endUs !== undefined)
+    add((p) => `time < ${p}::timestamptz`, microsToIso(selection.endUs));
+  if (selection.traceId !== undefined) add((p) => `trace_id = ${p}`, selection.traceId);
+  if (selection.kind !== undefined) add((p) => `kind = ${p}`, selection.kind);
+  if (page.beforeId !== undefined) add((p) => `id < ${p}`, page.beforeId);
+  params.push(page.limit);
+  const { rows } = await db.query<StoredEvent>(
+    `SELECT id, event FROM audit.events
+      WHERE ${where.join(" AND ")}
+      ORDER BY id DESC
+      LIMIT $${params.length}`,
+    params,
+  );
+  return rows;
+}
+
+/** Request counts of one token, upstream and decision. */
+export interface UsageCount {
+  token: string;
+  upstream: string;
+  decision: number;
+  count: number;
+}
+
+/** Counts a tenant's gateway requests in [startUs, endUs) by token, upstream and decision. */
+export async function countUsage(
+  db: Queryable,
+  tenant: string,
+  window: { startUs: bigint; endUs: bigint },
+): Promise<UsageCount[]> {
+  const { rows } = await db.query<UsageCount>(
+    `SELECT coalesce(token, '') AS token, coalesce(upstream, '') AS upstream,
+            coalesce(decision, 0) AS decision, count(*) AS count
+       FROM audit.events
+      WHERE tenant = $1 AND kind = 'gateway_request'
+        AND time >= $2::timestamptz AND time < $3::timestamptz
+      GROUP BY 1, 2, 3
+      ORDER BY 1, 2, 3`,
+    [tenant, microsToIso(window.startUs), microsToIso(window.endUs)],
+  );
+  return rows;
+}
+
+/** Number of a tenant's stored events (tests and the ingest benchmark). */
+export async function countEvents(db: Queryable, tenant: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    "SELECT count(*) AS n FROM audit.events WHERE tenant = $1",
+    [tenant],
+  );
+  return Number(rows[0]?.n ?? 0);
+}

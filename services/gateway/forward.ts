@@ -1,0 +1,256 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { type Dispatcher, Pool } from "undici";
+import type { Credential } from "./credential.ts";
+import type { Exchange } from "./exchange.ts";
+import { type Refusal, refusals } from "./refusal.ts";
+import type { UpstreamTarget } from "./resolve-upstream.ts";
+import { responseHeaders } from "./respond.ts";
+import type { OutboundRequest } from "./rewrite.ts";
+import type { ProxyRoute } from "./route.ts";
+
+/** How a forwarded exchange ended once the upstream's answer started flowing. */
+export interface Relayed {
+  readonly kind: "relayed";
+  /** "" when the response was relayed whole; otherwise why it stopped (audited). */
+  readonly reason: string;
+}
+
+const relayed: Relayed = { kind: "relayed", reason: "" };
+const upstreamBroke: Relayed = { kind: "relayed", reason: "upstream_aborted" };
+const clientClosed: Relayed = { kind: "relayed", reason: "client_closed" };
+
+/** Options for createForwarder. */
+export interface ForwarderOptions {
+  /** Keep-alive connections per upstream origin. */
+  connections: number;
+  connectTimeoutMs: number;
+  /** Longest silence between response chunks; 0 disables. */
+  bodyTimeoutMs: number;
+  keepAliveMs: number;
+}
+
+/** Steps 7 and 8 of the request path: send upstream, stream the answer back. */
+export interface Forwarder {
+  /**
+   * Sends the request and relays the response as it arrives (no buffering either way).
+   * Resolves with a Refusal when nothing was sent to the client yet (the caller answers:
+   * 413, 502, 504), or `relayed` once the response is over.
+   */
+  forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    exchange: Exchange,
+    route: ProxyRoute,
+    upstream: UpstreamTarget,
+    outbound: OutboundRequest,
+    credential: Credential,
+  ): Promise<Refusal | Relayed>;
+  /** Closes every upstream pool, waiting for in-flight requests. */
+  close(): Promise<void>;
+}
+
+/** Thrown into undici when a chunked request body passes the upstream's limit. */
+class BodyTooLargeError extends Error {
+  override name = "BodyTooLargeError";
+}
+
+/** Passed to undici's abort when the client went away. */
+class ClientClosedError extends Error {
+  override name = "ClientClosedError";
+}
+
+/**
+ * Creates the forwarder: one undici Pool per upstream origin (keep-alive, no pipelining),
+ * requests dispatched with a handler that writes straight into the client's response,
+ * honouring backpressure both ways. undici never follows redirects or retries through
+ * `dispatch`; a 3xx is relayed to the client as is.
+ */
+export function createForwarder(options: ForwarderOptions): Forwarder {
+  const pools = new Map<string, Pool>();
+
+  function poolFor(origin: string): Pool {
+    let pool = pools.get(origin);
+    if (pool === undefined) {
+      pool = new Pool(origin, {
+        connections: options.connections,
+        pipelining: 1,
+        keepAliveTimeout: options.keepAliveMs,
+        connectTimeout: options.connectTimeoutMs,
+        bodyTimeout: options.bodyTimeoutMs,
+      });
+      pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  return {
+    forward(req, res, exchange, route, upstream, outbound, credential) {
+      const max = upstream.maxRequestBodyBytes;
+      if (route.contentLength > max) return Promise.resolve(refusals.bodyTooLarge);
+      let body: Dispatcher.DispatchOptions["body"] = null;
+      if (route.chunked) {
+        body = limitBody(req, max) as unknown as Dispatcher.DispatchOptions["body"];
+      } else if (route.contentLength > 0) {
+        body = req;
+      }
+      return new Promise((resolve) => {
+        const relay = new Relay(res, exchange, credential.echoes, resolve);
+        res.once("close", relay.onClientClose);
+        poolFor(upstream.origin).dispatch(
+          {
+            path: outbound.path,
+            method: exchange.method as Dispatcher.HttpMethod,
+            headers: outbound.headers,
+            body,
+            headersTimeout: upstream.requestTimeoutMs,
+            // Requests are never replayed on another connection: a POST must not be sent twice.
+            idempotent: false,
+          },
+          relay,
+        );
+      });
+    },
+    async close() {
+      const closing = [...pools.values()].map((pool) => pool.close());
+      pools.clear();
+      await Promise.allSettled(closing);
+    },
+  };
+}
+
+/**
+ * A chunked request body, passed through chunk by chunk until it exceeds `max`; then the
+ * upload to the upstream is aborted before the excess is sent.
+ */
+async function* limitBody(req: IncomingMessage, max: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  for await (const chunk of req) {
+    total += (chunk as Buffer).length;
+    if (total > max) throw new BodyTooLargeError();
+    yield chunk as Buffer;
+  }
+}
+
+/** Maps an undici failure (before any response) to what the client is told. */
+function refusalFor(err: Error): Refusal {
+  if (err instanceof BodyTooLargeError) return refusals.bodyTooLarge;
+  const code = (err as { code?: string }).code;
+  if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_CONNECT_TIMEOUT") {
+    return refusals.upstreamTimeout;
+  }
+  return refusals.upstreamUnreachable;
+}
+
+/**
+ * The dispatch handler of one request: writes the upstream's status, headers and body
+ * chunks straight into the client's response, pausing the upstream when the client reads
+ * slower than it sends.
+ */
+class Relay implements Dispatcher.DispatchHandler {
+  readonly #res: ServerResponse;
+  readonly #exchange: Exchange;
+  readonly #echoes: readonly string[];
+  readonly #resolve: (outcome: Refusal | Relayed) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #done = false;
+
+  constructor(
+    res: ServerResponse,
+    exchange: Exchange,
+    echoes: readonly string[],
+    resolve: (outcome: Refusal | Relayed) => void,
+  ) {
+    this.#res = res;
+    this.#exchange = exchange;
+    this.#echoes = echoes;
+    this.#resolve = resolve;
+  }
+
+  #finish(outcome: Refusal | Relayed): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#res.off("close", this.onClientClose);
+    this.#resolve(outcome);
+  }
+
+  /** The client connection closed: stop the upstream exchange too. */
+  readonly onClientClose = (): void => {
+    if (this.#done || this.#res.writableFinished) return;
+    if (this.#controller !== undefined) this.#controller.abort(new ClientClosedError());
+    else this.#finish(clientClosed);
+  };
+
+  readonly #resume = (): void => {
+    this.#controller?.resume();
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#res.destroyed) controller.abort(new ClientClosedError());
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#exchange.requestBytes += chunk.length;
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    const res = this.#res;
+    if (res.destroyed) {
+      controller.abort(new ClientClosedError());
+      return;
+    }
+    const exchange = this.#exchange;
+    try {
+      res.writeHead(statusCode, responseHeaders(headers, exchange.requestId, this.#echoes));
+    } catch (err) {
+      // An invalid status or header value from the upstream (Node refuses to write it).
+      controller.abort(err as Error);
+      return;
+    }
+    exchange.status = statusCode;
+    // An event stream may stay silent for a while: send the head now so the client's
+    // EventSource opens instead of waiting for the first event.
+    const type = headers["content-type"];
+    if (typeof type === "string" && type.startsWith("text/event-stream")) res.flushHeaders();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const res = this.#res;
+    if (res.destroyed) {
+      controller.abort(new ClientClosedError());
+      return;
+    }
+    this.#exchange.responseBytes += chunk.length;
+    if (!res.write(chunk)) {
+      controller.pause();
+      res.once("drain", this.#resume);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#res.end();
+    this.#finish(relayed);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const res = this.#res;
+    if (err instanceof ClientClosedError || res.destroyed) {
+      this.#finish(clientClosed);
+      return;
+    }
+    if (!res.headersSent) {
+      // The status written by onResponseStart (if any) never reached the client.
+      this.#exchange.status = 0;
+      this.#finish(refusalFor(err));
+      return;
+    }
+    // Mid-body: the status line is gone, so the only honest signal left is to cut the
+    // connection (a truncated chunked body is detectable by the client).
+    res.destroy();
+    this.#finish(upstreamBroke);
+  }
+}

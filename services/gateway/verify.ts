@@ -1,0 +1,221 @@
+import { hash } from "node:crypto";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import type { Client } from "@connectrpc/connect";
+import {
+  type TokenClaims,
+  type TokenService,
+  VerifyFailure,
+  type VerifyTokenResponse,
+} from "../../libs/gen/latchkey/token/v1/token_pb.js";
+import type { Logger } from "../../libs/log/index.ts";
+import { type CacheEntry, createBoundedCache, createSingleFlight } from "./cache.ts";
+import { ttlMs } from "./durations.ts";
+import { type Refusal, refusals } from "./refusal.ts";
+
+/** A valid token, as the rest of the request path needs it. Shared between requests: never mutated except `stale`. */
+export interface VerifiedToken {
+  readonly kind: "token";
+  /** `tenants/{tenant}/tokens/{id}`. */
+  readonly name: string;
+  readonly tenant: string;
+  /** Upstream slugs the token may call; empty means any. */
+  readonly allowedUpstreams: readonly string[];
+  /** When the token (or this secret) stops working; Infinity when never. */
+  readonly expireAtMs: number;
+  /** What policy sees as `token`, built once per verification rather than per request. */
+  readonly policyToken: { id: string; subject: string; attributes: Record<string, string> };
+  /** Set when the verdict is served past its TTL because the token service failed. */
+  stale: boolean;
+}
+
+/** Options for createVerifier. */
+export interface VerifierOptions {
+  tokenClient: Client<typeof TokenService>;
+  log: Logger;
+  /** Upper bound on a verdict's cache life, whatever VerifyToken's cache_ttl says. */
+  maxTtlMs: number;
+  /** Most cached valid verdicts. */
+  maxEntries: number;
+  /** Most cached refused verdicts (a separate bound, so junk tokens cannot evict valid ones). */
+  maxNegativeEntries: number;
+  /** How long past its TTL a verdict may stand in while VerifyToken fails (0: never). */
+  staleIfErrorMs: number;
+  now?: () => number;
+}
+
+/** Step 2 of the request path: authenticate the proxy token. */
+export interface Verifier {
+  /**
+   * The verified token, or the refusal to answer. A warm hit returns synchronously; a miss
+   * calls VerifyToken once however many requests are waiting for the same secret.
+   */
+  verify(secret: string | undefined): VerifiedToken | Refusal | Promise<VerifiedToken | Refusal>;
+  /** Drops every cached verdict of the token `name` (a change event arrived for it). */
+  invalidateToken(name: string): void;
+  /** Drops everything. */
+  clear(): void;
+}
+
+type Verdict = VerifiedToken | Refusal;
+
+/**
+ * Shape of a secret as services/token/token-format.ts issues it: `lk_` + 33 base62 characters
+ * (27 of body, 6 of CRC32). Checked before any I/O so junk never costs an RPC; the checksum
+ * itself is left to VerifyToken (the format's code lives in the token service).
+ */
+const secretLength = 36;
+
+function wellFormed(secret: string): boolean {
+  if (secret.length !== secretLength || !secret.startsWith("lk_")) return false;
+  for (let i = 3; i < secretLength; i++) {
+    const c = secret.charCodeAt(i);
+    const base62 = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+    if (!base62) return false;
+  }
+  return true;
+}
+
+const failureRefusals: Record<VerifyFailure, Refusal> = {
+  [VerifyFailure.UNSPECIFIED]: refusals.tokenInvalid,
+  [VerifyFailure.MALFORMED]: refusals.tokenInvalid,
+  [VerifyFailure.NOT_FOUND]: refusals.tokenInvalid,
+  [VerifyFailure.EXPIRED]: refusals.tokenExpired,
+  [VerifyFailure.REVOKED]: refusals.tokenRevoked,
+  [VerifyFailure.ROTATED]: refusals.tokenRotated,
+};
+
+/** After a failed reload, how long a stale verdict is used before the next attempt. */
+const retryAfterErrorMs = 1_000;
+
+/**
+ * Creates the verifier: verdicts (valid and refused) cached by the SHA-256 of the secret,
+ * never the secret itself, for min(cache_ttl, maxTtlMs); valid ones indexed by token name
+ * so a change event drops them at once.
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  const { tokenClient, log, maxTtlMs, staleIfErrorMs } = options;
+  const now = options.now ?? Date.now;
+  /** Token name → cache keys of its secrets (a rotated token has two). */
+  const byName = new Map<string, Set<string>>();
+  const valid = createBoundedCache<string, VerifiedToken>({
+    maxEntries: options.maxEntries,
+    onRemove(key, entry) {
+      const keys = byName.get(entry.value.name);
+      if (keys === undefined) return;
+      keys.delete(key);
+      if (keys.size === 0) byName.delete(entry.value.name);
+    },
+  });
+  const refused = createBoundedCache<string, Refusal>({ maxEntries: options.maxNegativeEntries });
+  const flights = createSingleFlight<string, Verdict>();
+  // Bumped by every invalidation: a VerifyToken call that started before one may carry a
+  // pre-revocation answer, which is then used once but never cached.
+  let epoch = 0;
+
+  function remember(key: string, verdict: Verdict, entry: CacheEntry<Verdict>): void {
+    if (verdict.kind === "refusal") {
+      refused.set(key, entry as CacheEntry<Refusal>);
+      return;
+    }
+    valid.set(key, entry as CacheEntry<VerifiedToken>);
+    let keys = byName.get(verdict.name);
+    if (keys === undefined) {
+      keys = new Set();
+      byName.set(verdict.name, keys);
+    }
+    keys.add(key);
+  }
+
+  async function load(secret: string, key: string, previous: CacheEntry<Verdict> | undefined) {
+    const startEpoch = epoch;
+    let response: VerifyTokenResponse;
+    try {
+      response = await tokenClient.verifyToken({ secret });
+    } catch (err) {
+      const at = now();
+      if (previous !== undefined && at < previous.staleUntil) {
+        log.warn({ err: errorName(err) }, "token service failed; using a stale verdict");
+        const verdict = previous.value;
+        if (verdict.kind === "token") verdict.stale = true;
+        const freshUntil = Math.min(at + retryAfterErrorMs, previous.staleUntil);
+        remember(key, verdict, { value: verdict, freshUntil, staleUntil: previous.staleUntil });
+        return verdict;
+      }
+      log.warn({ err: errorName(err) }, "token service failed");
+      return refusals.tokenServiceUnavailable;
+    }
+    const verdict = toVerdict(response);
+    const ttl = Math.min(ttlMs(response.cacheTtl), maxTtlMs);
+    if (ttl > 0 && epoch === startEpoch) {
+      const freshUntil = now() + ttl;
+      remember(key, verdict, {
+        value: verdict,
+        freshUntil,
+        staleUntil: freshUntil + staleIfErrorMs,
+      });
+    }
+    return verdict;
+  }
+
+  return {
+    verify(secret) {
+      if (secret === undefined) return refusals.tokenMissing;
+      if (!wellFormed(secret)) return refusals.tokenInvalid;
+      const key = hash("sha256", secret, "base64");
+      const entry: CacheEntry<Verdict> | undefined = valid.get(key) ?? refused.get(key);
+      const at = now();
+      if (entry !== undefined && at < entry.freshUntil) {
+        const verdict = entry.value;
+        if (verdict.kind === "token" && at >= verdict.expireAtMs) return refusals.tokenExpired;
+        return verdict;
+      }
+      return flights
+        .run(key, () => load(secret, key, entry))
+        .then((verdict) =>
+          verdict.kind === "token" && now() >= verdict.expireAtMs ? refusals.tokenExpired : verdict,
+        );
+    },
+    invalidateToken(name) {
+      epoch++;
+      const keys = byName.get(name);
+      if (keys !== undefined) for (const key of [...keys]) valid.delete(key);
+      // Refusals carry no token name. A change (an extended expiry, say) may turn one into
+      // a valid token, so all of them go: they are cheap to ask again.
+      refused.clear();
+    },
+    clear() {
+      epoch++;
+      valid.clear();
+      refused.clear();
+    },
+  };
+}
+
+function toVerdict(response: VerifyTokenResponse): Verdict {
+  if (response.failure !== VerifyFailure.UNSPECIFIED || response.claims === undefined) {
+    return failureRefusals[response.failure] ?? refusals.tokenInvalid;
+  }
+  return toVerifiedToken(response.claims);
+}
+
+function toVerifiedToken(claims: TokenClaims): VerifiedToken {
+  const id = claims.name.slice(claims.name.lastIndexOf("/") + 1);
+  return {
+    kind: "token",
+    name: claims.name,
+    tenant: claims.tenant,
+    allowedUpstreams: claims.allowedUpstreams,
+    expireAtMs: claims.expireTime ? timestampMs(claims.expireTime) : Number.POSITIVE_INFINITY,
+    policyToken: { id, subject: claims.subject, attributes: claims.attributes },
+    stale: false,
+  };
+}
+
+/** The error's class and code only: RPC error messages may quote the request. */
+export function errorName(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return code === undefined ? err.name : `${err.name}(${String(code)})`;
+  }
+  return typeof err;
+}

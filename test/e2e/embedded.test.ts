@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { startLatchkey } from "../fixtures/processes.ts";
+import { adminClients, runProxyScenario } from "../fixtures/scenario.ts";
+
+const dataDir = mkdtempSync(join(tmpdir(), "latchkey-embedded-"));
+after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+// The README's first command (`latchkey run all`) on its embedded defaults: PGlite in the
+// data directory and the in-process bus, every component in one OS process.
+const env = {
+  LATCHKEY_DATA_DIR: dataDir,
+  LATCHKEY_RPC_PORT: "0",
+  LATCHKEY_GATEWAY_PORT: "0",
+  LATCHKEY_DATABASE_URL: "",
+  LATCHKEY_NATS_URL: "",
+};
+
+test("embedded mode: the proxy scenario end to end, and data survives a restart", async () => {
+  const first = await startLatchkey(["run", "all"], env, ["rpc", "gateway"]);
+  const adminKey = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
+  const target = (urls: Record<string, string>) => ({
+    rpc: {
+      token: urls.rpc as string,
+      policy: urls.rpc as string,
+      vault: urls.rpc as string,
+      audit: urls.rpc as string,
+    },
+    gatewayUrl: urls.gateway as string,
+    adminKey,
+    tenant: "embedded",
+  });
+  try {
+    const result = await runProxyScenario(target(first.urls));
+    assert.equal(result.traceIds.length, 2);
+  } finally {
+    assert.equal(await first.stop(), 0, "a clean exit on SIGTERM");
+  }
+
+  const second = await startLatchkey(["run", "all"], env, ["rpc", "gateway"]);
+  try {
+    assert.equal(
+      readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
+      adminKey,
+      "the admin key is kept",
+    );
+    const clients = adminClients(target(second.urls));
+    const { upstreams } = await clients.policy.listUpstreams({ parent: "tenants/embedded" });
+    assert.deepEqual(
+      upstreams.map((u) => u.name),
+      ["tenants/embedded/upstreams/echo"],
+    );
+    const { tokens } = await clients.token.listTokens({
+      parent: "tenants/embedded",
+      showRevoked: true,
+    });
+    assert.equal(tokens.length, 1, "the revoked token is still on record");
+  } finally {
+    assert.equal(await second.stop(), 0);
+  }
+});
