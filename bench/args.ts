@@ -22,6 +22,11 @@ export interface BenchConfig {
   pin: PinLayout;
   /** Closed-loop generator: wrk when installed, else the Node one; `node` forces the fallback. */
   load: "auto" | "wrk" | "node";
+  /**
+   * Open-loop dispatch: `spin` (precise, needs a quiet core), `timer` (about 1 ms late), or
+   * `auto`: spin when the generator has a pinned core and the machine is quiet at the start.
+   */
+  dispatch: "auto" | "spin" | "timer";
   /** Only run targets whose name is listed (all when empty). */
   targets: string[];
   /** Where the JSON report goes. */
@@ -39,6 +44,7 @@ export const USAGE = `Usage: npm run bench [-- options]
   --warmup N            warm-up requests per route and target (default 20000; quick 1000)
   --pin split|none      core layout (default split: load generator on the last core, servers on the others)
   --load auto|wrk|node  closed-loop generator (default auto: wrk if installed, else built-in Node)
+  --dispatch auto|spin|timer  open-loop send timing (default auto: spin on a pinned, quiet core)
   --targets a,b         only these targets (names as printed in the table)
   --out DIR             JSON report directory (default bench/results)
   --help
@@ -66,6 +72,7 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
       warmup: { type: "string" },
       pin: { type: "string", default: "split" },
       load: { type: "string", default: "auto" },
+      dispatch: { type: "string", default: "auto" },
       targets: { type: "string", default: "" },
       out: { type: "string", default: defaultOutDir },
       help: { type: "boolean", default: false },
@@ -82,6 +89,9 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
   if (values.load !== "auto" && values.load !== "wrk" && values.load !== "node") {
     throw new Error(`--load must be auto, wrk or node, got ${values.load}`);
   }
+  if (values.dispatch !== "auto" && values.dispatch !== "spin" && values.dispatch !== "timer") {
+    throw new Error(`--dispatch must be auto, spin or timer, got ${values.dispatch}`);
+  }
   return {
     quick,
     rounds: Math.round(positiveNumber("rounds", values.rounds, quick ? 1 : 3)),
@@ -92,6 +102,7 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
     warmupRequests: Math.round(positiveNumber("warmup", values.warmup, quick ? 1000 : 20000)),
     pin: values.pin,
     load: values.load,
+    dispatch: values.dispatch,
     targets: values.targets
       .split(",")
       .map((t) => t.trim())

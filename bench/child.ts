@@ -96,16 +96,19 @@ export async function startNodeChild<Ready>(
   script: string,
   args: string[],
   options: { cores?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<{ child: Child; ready: Ready; lines: AsyncIterator<string> }> {
+): Promise<{ child: Child; ready: Ready }> {
   const child = startChild(process.execPath, [script, ...args], options);
   const stdout = child.process.stdout;
   if (stdout === null) throw new Error("child stdout is not piped");
-  const lines = createInterface({ input: stdout })[Symbol.asyncIterator]();
+  const reader = createInterface({ input: stdout });
   const timeoutMs = options.timeoutMs ?? 15_000;
   let timer: NodeJS.Timeout | undefined;
   try {
     const first = await Promise.race([
-      lines.next(),
+      new Promise<string | undefined>((resolve) => {
+        reader.once("line", resolve);
+        reader.once("close", () => resolve(undefined));
+      }),
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () => reject(new Error(`${script} not ready after ${timeoutMs} ms`)),
@@ -113,9 +116,12 @@ export async function startNodeChild<Ready>(
         );
       }),
     ]);
-    if (first.done)
+    if (first === undefined) {
       throw new Error(`${script} exited before it was ready: ${child.stderr().trim()}`);
-    return { child, ready: JSON.parse(first.value) as Ready, lines };
+    }
+    // The reader stays attached with no listener: later lines (logs) are read and dropped,
+    // so a chatty child never blocks on a full stdout pipe.
+    return { child, ready: JSON.parse(first) as Ready };
   } catch (error) {
     await child.stop();
     throw error;

@@ -84,32 +84,119 @@ function programName(pid: number, comm: string): string {
 
 /** CPU used by processes that are not the harness or its children, over a time window. */
 export interface ForeignLoad {
-  /** Cores' worth of CPU those processes used on average (e.g. 0.8 = 80% of one core). */
+  /**
+   * Cores' worth of CPU other processes used on average (e.g. 0.8 = 80% of one core):
+   * all busy CPU time of the machine minus the harness's own processes.
+   */
   cores: number;
-  /** The biggest of them (name as in programName, CPU % of one core). */
+  /**
+   * Cores' worth of time the hypervisor gave to other guests while ours wanted to run ("steal"
+   * in /proc/stat). Non-zero means the host itself is contended; latency tails suffer first.
+   */
+  stealCores: number;
+  /** The biggest foreign processes (name as in programName, CPU % of one core). */
   top: { pid: number; name: string; cpuPercent: number }[];
 }
 
+/** Machine-wide busy and steal ticks from the first line of /proc/stat. */
+function systemTicks(): { busy: number; steal: number } {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    // Without IRQ time accounting a task's stime includes the (soft)irq ticks taken while it
+    // ran, which /proc/stat files under irq/softirq: count them as busy so the two agree.
+    return { busy: user + nice + system + irq + softirq, steal };
+  } catch {
+    return { busy: 0, steal: 0 };
+  }
+}
+
+/** utime + stime of one process, or undefined when it is gone. */
+function processTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `root` and all its descendants, via /proc/<pid>/task/<tid>/children (cheap: no /proc scan). */
+function processTree(root: number): number[] {
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0 && out.length < 1000) {
+    const pid = queue.shift() as number;
+    out.push(pid);
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      try {
+        const text = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+        if (text !== "") queue.push(...text.split(/\s+/).map(Number));
+      } catch {
+        // Thread gone, or the kernel lacks the children file: the descendant is then
+        // counted as foreign, which errs towards reporting a busy machine.
+      }
+    }
+  }
+  return out;
+}
+
 /**
- * Starts measuring foreign CPU use; `stop()` returns it for the elapsed window. Processes
- * that start and exit inside the window are not seen, so the figure is a lower bound.
+ * Starts measuring foreign CPU use; `stop()` returns it for the elapsed window.
+ *
+ * Foreign = machine busy time - CPU time of the harness's own processes (the orchestrator and
+ * its descendants, polled every `pollMs` so short-lived ones such as wrk are caught) - kernel
+ * threads (they carry our loopback traffic). Subtracting from the machine total also catches
+ * other processes that start and exit inside the window, which a per-process diff would miss.
  */
-export function startForeignLoadMeter(root = process.pid): { stop(): ForeignLoad } {
+export function startForeignLoadMeter(root = process.pid, pollMs = 100): { stop(): ForeignLoad } {
   const before = processTable();
+  const system0 = systemTicks();
   const started = performance.now();
+  const ours = new Map<number, { first: number; last: number }>();
+  const pollOurs = () => {
+    for (const pid of processTree(root)) {
+      const ticks = processTicks(pid);
+      if (ticks === undefined) continue;
+      const entry = ours.get(pid);
+      if (entry !== undefined) entry.last = ticks;
+      // A process that did not exist at the start used all of its CPU inside the window.
+      else ours.set(pid, { first: before.get(pid)?.ticks ?? 0, last: ticks });
+    }
+  };
+  pollOurs();
+  const timer = setInterval(pollOurs, pollMs);
   return {
     stop() {
+      clearInterval(timer);
+      pollOurs();
+      const system1 = systemTicks();
       const after = processTable();
-      const seconds = (performance.now() - started) / 1000;
+      const seconds = Math.max((performance.now() - started) / 1000, 0.001);
+      let ourTicks = 0;
+      for (const { first, last } of ours.values()) ourTicks += last - first;
       const usage: { pid: number; name: string; cpuPercent: number }[] = [];
-      let total = 0;
       for (const [pid, sample] of after) {
-        if (isOursOrKernel(after, pid, root)) continue;
-        const delta = sample.ticks - (before.get(pid)?.ticks ?? sample.ticks);
-        if (delta <= 0) continue;
-        const cores = delta / HZ / Math.max(seconds, 0.001);
-        total += cores;
-        usage.push({ pid, name: sample.comm, cpuPercent: cores * 100 });
+        const prior = before.get(pid)?.ticks ?? 0;
+        if (isOursOrKernel(after, pid, root)) {
+          // Kernel threads are not in our tree but work for us (softirq for loopback).
+          if (!ours.has(pid)) ourTicks += sample.ticks - prior;
+          continue;
+        }
+        const delta = sample.ticks - prior;
+        if (delta > 0)
+          usage.push({ pid, name: sample.comm, cpuPercent: (delta / HZ / seconds) * 100 });
       }
       const top = usage
         .sort((a, b) => b.cpuPercent - a.cpuPercent)
@@ -120,7 +207,12 @@ export function startForeignLoadMeter(root = process.pid): { stop(): ForeignLoad
           name: programName(u.pid, u.name),
           cpuPercent: Math.round(u.cpuPercent),
         }));
-      return { cores: total, top };
+      const foreignTicks = Math.max(0, system1.busy - system0.busy - ourTicks);
+      return {
+        cores: foreignTicks / HZ / seconds,
+        stealCores: (system1.steal - system0.steal) / HZ / seconds,
+        top,
+      };
     },
   };
 }
@@ -132,8 +224,8 @@ export async function measureForeignLoad(sampleMs: number): Promise<ForeignLoad>
   return meter.stop();
 }
 
-/** "0.85 cores (node zz-probe.ts[123] 70%, ...)" */
+/** "0.85 cores, steal 0.02 (node zz-probe.ts[123] 70%, ...)" */
 export function describeForeignLoad(load: ForeignLoad): string {
   const top = load.top.map((p) => `${p.name}[${p.pid}] ${p.cpuPercent}%`).join(", ");
-  return `${load.cores.toFixed(2)} cores${top ? ` (${top})` : ""}`;
+  return `${load.cores.toFixed(2)} cores, host steal ${load.stealCores.toFixed(2)}${top ? ` (${top})` : ""}`;
 }

@@ -29,6 +29,9 @@ const pool = new Pool(spec.baseUrl, {
   keepAliveTimeout: 120_000,
 });
 const latencies = new LatencyRecorder(total);
+// Service time (from the moment the request was handed to the client pool) for comparison:
+// it excludes the generator's own lateness but still includes queueing for a connection.
+const serviceTimes = new LatencyRecorder(total);
 const lags = new Float64Array(total);
 
 let prewarmFailures = 0;
@@ -57,11 +60,14 @@ const doneEverything = new Promise<void>((resolve) => {
 
 const t0 = performance.now() + 10;
 
-function fire(i: number, due: number, now: number): void {
-  lags[i] = now - due;
+function fire(i: number, due: number): void {
+  const sent = performance.now();
+  lags[i] = sent - due;
   outstanding++;
   void sendOne(pool, spec, i).then((ok) => {
-    latencies.record(performance.now() - due);
+    const end = performance.now();
+    latencies.record(end - due);
+    serviceTimes.record(end - sent);
     completed++;
     if (!ok) errors++;
     outstanding--;
@@ -75,7 +81,7 @@ function dispatchDue(): number | undefined {
   while (next < total) {
     const due = t0 + next * intervalMs;
     if (due > now) return due;
-    fire(next, due, now);
+    fire(next, due);
     next++;
   }
   allSent();
@@ -121,6 +127,7 @@ const result: OpenLoopResult = {
   timedOut,
   durationS,
   latency,
+  serviceTime: serviceTimes.summary() ?? latency,
   scheduler: spec.spin ? "spin" : "timer",
   dispatchLagP99Ms: percentile(lags.sort(), 99),
 };

@@ -30,8 +30,10 @@ export interface OpenLoopSpec extends LoadSpec {
   maxConnections: number;
   /**
    * Dispatch by spinning on the event loop instead of sleeping on timers. Timers fire up to
-   * ~1 ms late, which would be added to every latency measured from the timetable; spinning
-   * costs a whole core, so it is only used when the generator has a core of its own.
+   * ~1 ms late, which is added to every latency measured from the timetable (about +1 ms at
+   * p50 on the test machine); spinning sends within microseconds but costs a whole core and
+   * is time-sliced badly when other work shares that core, so it is only used when the
+   * generator has a core of its own on a quiet machine (see `--dispatch`).
    */
   spin: boolean;
 }
@@ -57,7 +59,10 @@ export interface OpenLoopResult {
   /** Requests still unanswered when the run's drain timeout expired (also counted in errors). */
   timedOut: number;
   durationS: number;
+  /** Latency from each request's scheduled start (the figure the table reports). */
   latency: LatencySummary;
+  /** Latency from when each request was actually handed to the client (excludes generator lateness). */
+  serviceTime: LatencySummary;
   scheduler: "spin" | "timer";
   /** p99 of how late the generator itself sent requests versus the timetable (generator noise floor). */
   dispatchLagP99Ms: number;

@@ -66,7 +66,10 @@ export interface ResultRow {
   errors: number;
   /** Runs of this row whose generator failed outright. */
   failedRuns: number;
-  /** Highest CPU (in cores) other processes used during any run of this row; 0 on a quiet machine. */
+  /**
+   * Highest CPU (in cores) other processes used, plus hypervisor steal, during any run of this
+   * row; 0 on a quiet machine.
+   */
   maxForeignCores: number;
 }
 
@@ -141,7 +144,10 @@ export function buildRows(options: {
         errors:
           closedRuns.reduce((s, c) => s + c.errors, 0) + openRuns.reduce((s, o) => s + o.errors, 0),
         failedRuns: runs.filter((m) => m.failure !== undefined).length,
-        maxForeignCores: Math.max(0, ...runs.map((m) => m.foreignCpu?.cores ?? 0)),
+        maxForeignCores: Math.max(
+          0,
+          ...runs.map((m) => (m.foreignCpu ? m.foreignCpu.cores + m.foreignCpu.stealCores : 0)),
+        ),
       };
       rows.push(row);
       byKey.set(key(target, route), row);
@@ -238,7 +244,7 @@ export function formatTable(
     );
   }
   notes.push(
-    "other CPU: most cores' worth of CPU used by processes outside the harness during any run of the row (0.00 = quiet machine).",
+    "other CPU: most cores used by other processes plus hypervisor steal during any run of the row (0.00 = quiet machine).",
   );
   return [
     `Closed loop: ${connections} connections (req/s, p50, p99; ratios are req/s ÷ that row's req/s on the same route).`,

@@ -54,11 +54,18 @@ interface Started {
 
 /** Foreign CPU use (cores) above which the machine is reported as not idle. */
 const BUSY_WARNING_CORES = 0.15;
+/** Hypervisor steal (cores) above which the host is reported as contended. */
+const STEAL_WARNING_CORES = 0.05;
+
+/** True when other work (in the guest or on the host) was large enough to skew figures. */
+function disturbed(load: ForeignLoad): boolean {
+  return load.cores > BUSY_WARNING_CORES || load.stealCores > STEAL_WARNING_CORES;
+}
 
 /** One line describing other work on the machine, with a warning when it was not quiet. */
 function describeLoad(load: ForeignLoad): string {
   const text = describeForeignLoad(load);
-  return load.cores > BUSY_WARNING_CORES
+  return disturbed(load)
     ? `${text} - WARNING: machine not idle, figures will be low and noisy`
     : text;
 }
@@ -164,8 +171,6 @@ async function main(): Promise<number> {
   const machine = describeMachine();
   const cpuPlan = resolveCpuPlan(config.pin);
   const { tool, note: toolNote } = chooseClosedLoopTool(config);
-  // Spinning dispatch needs a core of its own (see OpenLoopSpec.spin).
-  const spin = cpuPlan.loadCores !== undefined;
 
   log(`Latchkey benchmark (${config.quick ? "quick" : "full"} mode), ${startedAt}`);
   log(
@@ -176,12 +181,17 @@ async function main(): Promise<number> {
       `open loop built-in Node generator; nginx ${machine.nginx ?? "not installed"}`,
   );
   log(`cores: ${cpuPlan.description}${cpuPlan.note ? ` (${cpuPlan.note})` : ""}`);
+  const loadBefore = await measureForeignLoad(config.quick ? 500 : 2000);
+  // Spinning dispatch needs a core of its own and nobody else wanting it (see OpenLoopSpec.spin).
+  const spin =
+    config.dispatch === "spin" ||
+    (config.dispatch === "auto" && cpuPlan.loadCores !== undefined && !disturbed(loadBefore));
   log(
     `plan: ${config.rounds} round(s); closed loop ${config.connections} connections x ${config.closedDurationS} s; ` +
-      `open loop ${config.openRate} req/s x ${config.openDurationS} s (${spin ? "spin" : "timer"} dispatch); ` +
+      `open loop ${config.openRate} req/s x ${config.openDurationS} s ` +
+      `(${spin ? "spin dispatch" : "timer dispatch: sends up to ~1 ms late, included in latency"}); ` +
       `warm-up ${config.warmupRequests} requests per route`,
   );
-  const loadBefore = await measureForeignLoad(config.quick ? 500 : 2000);
   log(`other work on the machine before the run: ${describeLoad(loadBefore)}`);
   log();
 
@@ -265,11 +275,7 @@ async function main(): Promise<number> {
       m.peakRssKiB = sampler.stop();
       const other = foreign.stop();
       m.foreignCpu = other;
-      log(
-        other.cores > BUSY_WARNING_CORES
-          ? `${line}  [other work: ${describeForeignLoad(other)}]`
-          : line,
-      );
+      log(disturbed(other) ? `${line}  [other work: ${describeForeignLoad(other)}]` : line);
       measurements.push(m);
     };
 

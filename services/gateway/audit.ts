@@ -1,11 +1,9 @@
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { auditSubject, type Bus } from "../../libs/bus/types.ts";
-import { AuditEventSchema } from "../../libs/gen/latchkey/events/v1/events_pb.js";
 import type { Logger } from "../../libs/log/index.ts";
+import { encodeGatewayRequestEvent } from "./audit-event.ts";
+import { errorName } from "./error-name.ts";
 import type { Exchange } from "./exchange.ts";
 import type { IdSource } from "./request-ids.ts";
-import { errorName } from "./verify.ts";
 
 /** The tenant segment of audit subjects for requests refused before a tenant was known. */
 export const unknownTenant = "_unknown";
@@ -197,34 +195,28 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
  */
 function encode(item: Queued, ids: IdSource): EncodedEvent {
   if (!("requestId" in item)) return item;
-  const exchange = item;
-  const tenant = exchange.tenant === "" ? unknownTenant : exchange.tenant;
-  const id = ids.eventId(exchange.startMs);
-  const event = create(AuditEventSchema, {
+  const tenant = item.tenant === "" ? unknownTenant : item.tenant;
+  const id = ids.eventId(item.startMs);
+  const data = encodeGatewayRequestEvent({
     id,
     tenant,
-    time: timestampFromMs(exchange.startMs),
-    traceId: exchange.traceId,
-    detail: {
-      case: "gatewayRequest",
-      value: {
-        requestId: exchange.requestId,
-        token: exchange.tokenName,
-        upstream: exchange.slug,
-        method: exchange.method,
-        path: exchange.path,
-        decision: exchange.decision,
-        reason: exchange.reason,
-        status: exchange.status,
-        durationUs: BigInt(exchange.durationUs),
-        requestBytes: BigInt(exchange.requestBytes),
-        responseBytes: BigInt(exchange.responseBytes),
-        clientAddress: exchange.clientAddress,
-        policyVersion: BigInt(exchange.policyVersion),
-        dryRunRuleIds: [...exchange.dryRunRuleIds],
-        credentialVersion: exchange.credentialVersion,
-      },
-    },
+    timeMs: item.startMs,
+    traceId: item.traceId,
+    requestId: item.requestId,
+    token: item.tokenName,
+    upstream: item.slug,
+    method: item.method,
+    path: item.path,
+    decision: item.decision,
+    reason: item.reason,
+    status: item.status,
+    durationUs: item.durationUs,
+    requestBytes: item.requestBytes,
+    responseBytes: item.responseBytes,
+    clientAddress: item.clientAddress,
+    policyVersion: item.policyVersion,
+    dryRunRuleIds: item.dryRunRuleIds,
+    credentialVersion: item.credentialVersion,
   });
-  return { id, subject: auditSubject(tenant, "request"), data: toBinary(AuditEventSchema, event) };
+  return { id, subject: auditSubject(tenant, "request"), data };
 }

@@ -6,9 +6,9 @@ import type {
 import type { Logger } from "../../libs/log/index.ts";
 import { type CacheEntry, createBoundedCache, createSingleFlight } from "./cache.ts";
 import { ttlMs } from "./durations.ts";
+import { errorName } from "./error-name.ts";
 import { type Refusal, refusals } from "./refusal.ts";
 import type { UpstreamTarget } from "./resolve-upstream.ts";
-import { errorName } from "./verify.ts";
 
 /**
  * Resolved credential material, prepared once per lease for injection. Holds secrets: it

@@ -193,7 +193,8 @@ const transport = createRouterTransport((router) => {
       const state = tokenStates.get(req.secret);
       const cacheTtl = durationFromMs(60_000);
       if (state === undefined) return { failure: VerifyFailure.NOT_FOUND, cacheTtl };
-      if (state.failure !== undefined) return { failure: state.failure, cacheTtl };
+      if (state.failure !== undefined)
+        return { failure: state.failure, claims: state.claims, cacheTtl };
       return { claims: state.claims, cacheTtl };
     },
   });
@@ -523,7 +524,10 @@ describe("gateway: authentication", () => {
     const ok = await call("/api/v1/items", { headers: bearer(revocableToken.secret) });
     assert.equal(ok.status, 200);
     // The token service now says revoked, but the cached verdict still says valid...
-    tokenStates.set(revocableToken.secret, { failure: VerifyFailure.REVOKED });
+    tokenStates.set(revocableToken.secret, {
+      failure: VerifyFailure.REVOKED,
+      claims: { name: revocableToken.name, tenant: "acme" },
+    });
     assert.equal(
       (await call("/api/v1/items", { headers: bearer(revocableToken.secret) })).status,
       200,
@@ -546,6 +550,11 @@ describe("gateway: authentication", () => {
     assert.deepEqual(JSON.parse(res.text), {
       error: { code: "unauthenticated", message: "token revoked" },
     });
+    // Audited under the token's tenant and name, which VerifyToken gives for a revoked token.
+    const audit = await auditOf(String(res.headers["x-request-id"]));
+    assert.equal(audit.tenant, "acme");
+    assert.equal(gatewayRequest(audit).token, revocableToken.name);
+    assert.equal(gatewayRequest(audit).reason, "token_revoked");
   });
 
   test("duplicate credential headers are refused before anything", async () => {

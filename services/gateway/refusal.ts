@@ -19,6 +19,12 @@ export interface Refusal {
   readonly reason: string;
   /** The encoded JSON body. */
   readonly body: Buffer;
+  /**
+   * For a refused token that exists (expired, revoked, rotated): its tenant and resource
+   * name, so the refusal is audited under that tenant.
+   */
+  readonly tenant?: string;
+  readonly tokenName?: string;
 }
 
 function refusal(

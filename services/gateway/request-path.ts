@@ -97,6 +97,8 @@ export function createRequestPath(deps: RequestPathDeps) {
   }
 
   function refuse(exchange: Exchange, res: ServerResponse, refusal: Refusal, close: boolean): void {
+    if (refusal.tenant !== undefined) exchange.tenant = refusal.tenant;
+    if (refusal.tokenName !== undefined) exchange.tokenName = refusal.tokenName;
     if (!res.headersSent && !res.destroyed) {
       respondRefusal(res, refusal, exchange.requestId, close);
     }

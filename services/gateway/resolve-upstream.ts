@@ -9,8 +9,8 @@ import type { Logger } from "../../libs/log/index.ts";
 import { type CompiledPolicy, compilePolicy } from "../../libs/policy-engine/index.ts";
 import { type CacheEntry, createBoundedCache, createSingleFlight } from "./cache.ts";
 import { ttlMs } from "./durations.ts";
+import { errorName } from "./error-name.ts";
 import { type Refusal, refusals } from "./refusal.ts";
-import { errorName } from "./verify.ts";
 
 /** One upstream of a tenant, prepared once per bundle for the request path. */
 export interface UpstreamTarget {

@@ -127,6 +127,7 @@ function forwardedNode(address: string): string {
 
 /** RFC 7239 §4 / RFC 9110 §5.6.4: a quoted-string, escaping `"` and `\`. */
 function quoted(value: string): string {
+  if (!value.includes('"') && !value.includes("\\")) return `"${value}"`;
   return `"${value.replace(/["\\]/g, "\\$&")}"`;
 }
 

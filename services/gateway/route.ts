@@ -1,3 +1,4 @@
+import { upstreamSlugPattern } from "../../libs/policy-engine/index.ts";
 import { equalsLowerCase } from "./headers.ts";
 import { type Refusal, refusals } from "./refusal.ts";
 
@@ -50,7 +51,6 @@ const DOT = 0x2e;
 const SEMICOLON = 0x3b;
 const QUESTION = 0x3f;
 const HASH = 0x23;
-const SLUG_MAX = 63;
 
 /**
  * Step 1 of the request path (DESIGN.md §4): refuses anything ambiguous before any lookup,
@@ -139,7 +139,9 @@ export function route(
     if (path === "/_latchkey/readyz") return readyz;
     return refusals.notFound;
   }
-  if (!isSlug(target, 1, slugEnd)) return refusals.badSlug;
+  const slug = target.slice(1, slugEnd);
+  // The policy service's own rule for slugs, so every upstream it accepts is reachable.
+  if (!upstreamSlugPattern.test(slug)) return refusals.badSlug;
 
   // Credential headers and body framing, from the raw headers (Node keeps only the first
   // Authorization in req.headers, so a duplicate is visible only here).
@@ -187,7 +189,7 @@ export function route(
 
   return {
     kind: "proxy",
-    slug: target.slice(1, slugEnd),
+    slug,
     path: slugEnd === pathEnd ? "/" : target.slice(slugEnd, pathEnd),
     query: queryAt === -1 ? "" : target.slice(queryAt + 1),
     secret,
@@ -208,17 +210,6 @@ function tokenFromAuthorization(value: string): string {
   const scheme = value.slice(0, space).toLowerCase();
   if (scheme !== "bearer" && scheme !== "token") return "";
   return value.slice(space + 1).trim();
-}
-
-/** Upstream slugs: [a-z0-9][a-z0-9-]{0,62}, as the policy service accepts them. */
-function isSlug(text: string, start: number, end: number): boolean {
-  if (end - start > SLUG_MAX) return false;
-  for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
-    const alnum = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39);
-    if (!alnum && (c !== 0x2d || i === start)) return false;
-  }
-  return true;
 }
 
 function hexValue(c: number): number {

@@ -10,6 +10,7 @@ import {
 import type { Logger } from "../../libs/log/index.ts";
 import { type CacheEntry, createBoundedCache, createSingleFlight } from "./cache.ts";
 import { ttlMs } from "./durations.ts";
+import { errorName } from "./error-name.ts";
 import { type Refusal, refusals } from "./refusal.ts";
 
 /** A valid token, as the rest of the request path needs it. Shared between requests: never mutated except `stale`. */
@@ -192,10 +193,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
 }
 
 function toVerdict(response: VerifyTokenResponse): Verdict {
-  if (response.failure !== VerifyFailure.UNSPECIFIED || response.claims === undefined) {
-    return failureRefusals[response.failure] ?? refusals.tokenInvalid;
+  const claims = response.claims;
+  if (response.failure === VerifyFailure.UNSPECIFIED && claims !== undefined) {
+    return toVerifiedToken(claims);
   }
-  return toVerifiedToken(response.claims);
+  const refusal = failureRefusals[response.failure] ?? refusals.tokenInvalid;
+  // For EXPIRED, REVOKED and ROTATED the token service names the token (token.proto), so
+  // the refusal is audited under its tenant. Built once per verification, then cached.
+  if (claims === undefined || claims.name === "" || claims.tenant === "") return refusal;
+  return { ...refusal, tenant: claims.tenant, tokenName: claims.name };
 }
 
 function toVerifiedToken(claims: TokenClaims): VerifiedToken {
@@ -209,13 +215,4 @@ function toVerifiedToken(claims: TokenClaims): VerifiedToken {
     policyToken: { id, subject: claims.subject, attributes: claims.attributes },
     stale: false,
   };
-}
-
-/** The error's class and code only: RPC error messages may quote the request. */
-export function errorName(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return code === undefined ? err.name : `${err.name}(${String(code)})`;
-  }
-  return typeof err;
 }
