@@ -137,9 +137,12 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         headers: lowerCaseKeys(publishOptions.headers ?? {}),
       };
       streamState.messages.push(message);
-      if (streamState.messages.length > maxMessages) {
-        streamState.messages.shift();
-        streamState.firstSeq++;
+      // Trimmed in chunks of a sixteenth: Array#shift is O(n), and shifting one message per
+      // publish at the limit made each publish cost ~100 µs on a 100k-message stream.
+      const overflow = streamState.messages.length - maxMessages;
+      if (overflow >= Math.max(1, maxMessages >> 4)) {
+        streamState.messages.splice(0, overflow);
+        streamState.firstSeq += overflow;
       }
       for (const durable of streamState.durables.values()) wake(durable);
       for (const subscriber of subscribers) {

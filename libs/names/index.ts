@@ -5,15 +5,31 @@ const tenantPattern = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Resource ids inside a tenant (slugs, generated ids). */
 const idPattern = /^[a-z0-9](?:[a-z0-9_-]{0,62})$/;
 
+/**
+ * The pseudo-tenant of audit events for requests refused before any tenant was known (no
+ * token, or an unknown one). It is not a valid tenant id, so no resource and no scoped admin
+ * key can ever belong to it: only admin keys on every tenant (`*`) can read its events.
+ */
+export const unknownTenant = "_unknown";
+
 /** Whether `tenant` is a valid tenant id. */
 export function isTenantId(tenant: string): boolean {
   return tenantPattern.test(tenant);
 }
 
-/** Parses `tenants/{tenant}` and returns the tenant id, or throws InvalidArgument. */
-export function parseParent(parent: string): string {
+/**
+ * Parses `tenants/{tenant}` and returns the tenant id, or throws InvalidArgument. Only the
+ * audit log's readers pass `allowUnknownTenant`, to reach the events of unknownTenant.
+ */
+export function parseParent(
+  parent: string,
+  options: { allowUnknownTenant?: boolean } = {},
+): string {
   const parts = parent.split("/");
-  if (parts.length !== 2 || parts[0] !== "tenants" || !isTenantId(parts[1] ?? "")) {
+  const tenant = parts[1] ?? "";
+  const valid =
+    isTenantId(tenant) || (options.allowUnknownTenant === true && tenant === unknownTenant);
+  if (parts.length !== 2 || parts[0] !== "tenants" || !valid) {
     throw invalidArgument(`parent must look like tenants/{tenant}, got ${JSON.stringify(parent)}`);
   }
   return parts[1] as string;

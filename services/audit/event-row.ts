@@ -6,7 +6,7 @@ import {
   ChangeEventSchema,
   ResourceType,
 } from "../../libs/gen/latchkey/events/v1/events_pb.js";
-import { isTenantId } from "../../libs/names/index.ts";
+import { isTenantId, unknownTenant } from "../../libs/names/index.ts";
 
 /** The kinds of event the audit log stores, as in the `kind` column. */
 export type EventKindName = "gateway_request" | "change";
@@ -96,7 +96,8 @@ export function changePayloadToRow(
 /** Derives the indexed columns of an event whose binary form is `bytes`. */
 export function eventToRow(event: AuditEvent, bytes: Uint8Array): EventRow {
   if (!eventIdPattern.test(event.id)) throw new MalformedEventError("invalid event id");
-  if (!isTenantId(event.tenant)) throw new MalformedEventError("invalid tenant");
+  if (!isTenantId(event.tenant) && event.tenant !== unknownTenant)
+    throw new MalformedEventError("invalid tenant");
   if (!event.time) throw new MalformedEventError("missing time");
   const timeUs = timestampMicros(event.time);
   const traceId =

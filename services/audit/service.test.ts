@@ -8,6 +8,7 @@ import { createMemoryBus } from "../../libs/bus/index.ts";
 import type { Db } from "../../libs/db/types.ts";
 import { AuditService, EventKind } from "../../libs/gen/latchkey/audit/v1/audit_pb.js";
 import { type AuditEvent, GatewayDecision } from "../../libs/gen/latchkey/events/v1/events_pb.js";
+import { unknownTenant } from "../../libs/names/index.ts";
 import { createInProcessTransport } from "../../libs/rpc/index.ts";
 import { skipUnless, testDatabase } from "../../test/fixtures/services.ts";
 import { createAuditComponent, migrations } from "./component.ts";
@@ -282,6 +283,20 @@ describe("AuditService", { skip: await skipUnless("postgres") }, () => {
       ),
       Code.PermissionDenied,
     );
+  });
+
+  test("requests refused before any tenant was known are readable by all-tenant admins only", async () => {
+    const event = gatewayEvent({
+      tenant: unknownTenant,
+      token: "",
+      decision: GatewayDecision.UNAUTHENTICATED,
+      status: 401,
+    });
+    await store(event);
+    const parent = `tenants/${unknownTenant}`;
+    const { events } = await clientAs("admin-all").listEvents({ parent });
+    assert.ok(events.some((e) => e.id === event.id));
+    assert.equal(await codeOf(clientAs("auditor-a").listEvents({ parent })), Code.PermissionDenied);
   });
 
   test("VerifyChain is not implemented yet", async () => {

@@ -1,12 +1,10 @@
 import { auditSubject, type Bus } from "../../libs/bus/types.ts";
 import type { Logger } from "../../libs/log/index.ts";
+import { unknownTenant } from "../../libs/names/index.ts";
 import { encodeGatewayRequestEvent } from "./audit-event.ts";
 import { errorName } from "./error-name.ts";
 import type { Exchange } from "./exchange.ts";
 import type { IdSource } from "./request-ids.ts";
-
-/** The tenant segment of audit subjects for requests refused before a tenant was known. */
-export const unknownTenant = "_unknown";
 
 /** Options for createAuditPublisher. */
 export interface AuditPublisherOptions {

@@ -23,7 +23,7 @@ export const defaultUsageWindowUs = 24n * 3600n * 1_000_000n;
 export function createGetUsage(deps: { db: Queryable; clock?: () => Date }) {
   const clock = deps.clock ?? (() => new Date());
   return async (req: GetUsageRequest, ctx: HandlerContext): Promise<GetUsageResponse> => {
-    const tenant = parseParent(req.parent);
+    const tenant = parseParent(req.parent, { allowUnknownTenant: true });
     requireAdmin(ctx, tenant, "audit");
     const start = req.startTime ? micros(req.startTime, "start_time") : undefined;
     const end = req.endTime ? micros(req.endTime, "end_time") : undefined;

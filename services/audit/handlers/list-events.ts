@@ -19,7 +19,7 @@ export const listEventsPaging = { defaultSize: 100, max: 1000 } as const;
 /** Creates the ListEvents handler: a tenant's events newest first, filtered, keyset-paged. */
 export function createListEvents(deps: { db: Queryable }) {
   return async (req: ListEventsRequest, ctx: HandlerContext): Promise<ListEventsResponse> => {
-    const tenant = parseParent(req.parent);
+    const tenant = parseParent(req.parent, { allowUnknownTenant: true });
     requireAdmin(ctx, tenant, "audit");
     const selection = parseFilter(req.filter);
     const limit = pageSize(req.pageSize, listEventsPaging.defaultSize, listEventsPaging.max);

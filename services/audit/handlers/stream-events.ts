@@ -28,7 +28,7 @@ export function createStreamEvents(deps: StreamEventsDeps) {
     req: StreamEventsRequest,
     ctx: HandlerContext,
   ): AsyncGenerator<StreamEventsResponse> {
-    const tenant = parseParent(req.parent);
+    const tenant = parseParent(req.parent, { allowUnknownTenant: true });
     requireAdmin(ctx, tenant, "audit");
     const selection = parseFilter(req.filter);
     for await (const event of tailEvents({
