@@ -21,13 +21,27 @@ const definition = protoLoader.loadSync(
   ],
   { includeDirs: [protoDir], keepCase: false, longs: String, enums: String, defaults: true },
 );
-const loaded = grpc.loadPackageDefinition(definition) as unknown as Record<string, any>;
+const loaded = grpc.loadPackageDefinition(definition);
 
-type Call = (method: string, request: object) => Promise<any>;
+/** A service constructor by its full name, e.g. `latchkey.token.v1.TokenService`. */
+function service(fullName: string): grpc.ServiceClientConstructor {
+  let node: unknown = loaded;
+  for (const part of fullName.split(".")) node = (node as grpc.GrpcObject)[part];
+  return node as grpc.ServiceClientConstructor;
+}
+
+type Unary = (
+  request: object,
+  metadata: grpc.Metadata,
+  callback: (err: grpc.ServiceError | null, res: unknown) => void,
+) => void;
+// biome-ignore lint/suspicious/noExplicitAny: proto-loader decodes responses to untyped plain objects, read loosely here.
+type Loose = Record<string, any>;
+type Call = (method: string, request: object) => Promise<Loose>;
 
 const dataDir = mkdtempSync(join(tmpdir(), "latchkey-interop-"));
 let latchkey: LatchkeyProcess;
-let call: (service: any) => Call;
+let call: (service: grpc.ServiceClientConstructor, metadata?: grpc.Metadata) => Call;
 
 before(async () => {
   latchkey = await startLatchkey(
@@ -42,17 +56,17 @@ before(async () => {
     ["rpc", "gateway"],
   );
   const address = new URL(latchkey.urls.rpc as string).host;
-  const metadata = new grpc.Metadata();
-  metadata.set(
-    "authorization",
-    `Bearer ${readFileSync(join(dataDir, "admin-key"), "utf8").trim()}`,
-  );
-  call = (Service) => {
-    const client = new Service(address, grpc.credentials.createInsecure());
+  const admin = new grpc.Metadata();
+  admin.set("authorization", `Bearer ${readFileSync(join(dataDir, "admin-key"), "utf8").trim()}`);
+  call = (Service, metadata = admin) => {
+    const client = new Service(address, grpc.credentials.createInsecure()) as unknown as Record<
+      string,
+      Unary
+    >;
     return (method, request) =>
       new Promise((resolve, reject) =>
-        client[method](request, metadata, (err: grpc.ServiceError | null, res: unknown) =>
-          err ? reject(err) : resolve(res),
+        (client[method] as Unary).call(client, request, metadata, (err, res) =>
+          err ? reject(err) : resolve(res as Loose),
         ),
       );
   };
@@ -64,7 +78,7 @@ after(async () => {
 });
 
 test("grpc-js: TokenService create, get, and NotFound with a readable message", async () => {
-  const tokens = call(loaded.latchkey.token.v1.TokenService);
+  const tokens = call(service("latchkey.token.v1.TokenService"));
   const created = await tokens("CreateToken", {
     parent: "tenants/interop",
     token: { subject: "grpc-js" },
@@ -84,7 +98,7 @@ test("grpc-js: TokenService create, get, and NotFound with a readable message", 
 });
 
 test("grpc-js: PolicyService, VaultService and AuditService answer", async () => {
-  const policy = call(loaded.latchkey.policy.v1.PolicyService);
+  const policy = call(service("latchkey.policy.v1.PolicyService"));
   await policy("CreateUpstream", {
     parent: "tenants/interop",
     upstreamId: "api",
@@ -96,7 +110,7 @@ test("grpc-js: PolicyService, VaultService and AuditService answer", async () =>
     ["tenants/interop/upstreams/api"],
   );
 
-  const vault = call(loaded.latchkey.vault.v1.VaultService);
+  const vault = call(service("latchkey.vault.v1.VaultService"));
   const created = await vault("CreateCredential", {
     parent: "tenants/interop",
     credentialId: "api-key",
@@ -106,30 +120,20 @@ test("grpc-js: PolicyService, VaultService and AuditService answer", async () =>
   assert.equal(created.credential.name, "tenants/interop/credentials/api-key");
   assert.ok(!JSON.stringify(created).includes("sk_interop_secret"), "material never comes back");
 
-  const audit = call(loaded.latchkey.audit.v1.AuditService);
+  const audit = call(service("latchkey.audit.v1.AuditService"));
   const listed = await audit("ListEvents", { parent: "tenants/interop" });
   assert.ok(Array.isArray(listed.events));
 });
 
 test("grpc-js: an unauthenticated call is refused, health answers without a key", async () => {
-  const address = new URL(latchkey.urls.rpc as string).host;
-  const tokens = new loaded.latchkey.token.v1.TokenService(
-    address,
-    grpc.credentials.createInsecure(),
-  );
+  const anonymous = new grpc.Metadata();
   await assert.rejects(
-    new Promise((resolve, reject) =>
-      tokens.ListTokens({ parent: "tenants/interop" }, (err: unknown, res: unknown) =>
-        err ? reject(err) : resolve(res),
-      ),
-    ),
+    call(service("latchkey.token.v1.TokenService"), anonymous)("ListTokens", {
+      parent: "tenants/interop",
+    }),
     (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED,
   );
-  const health = new loaded.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
-  const res = await new Promise<any>((resolve, reject) =>
-    health.Check({ service: "latchkey.token.v1.TokenService" }, (err: unknown, r: unknown) =>
-      err ? reject(err) : resolve(r),
-    ),
-  );
+  const health = call(service("grpc.health.v1.Health"), anonymous);
+  const res = await health("Check", { service: "latchkey.token.v1.TokenService" });
   assert.equal(res.status, "SERVING");
 });
