@@ -45,14 +45,10 @@ import {
 } from "../../libs/gen/latchkey/token/v1/token_pb.js";
 import { VaultService } from "../../libs/gen/latchkey/vault/v1/vault_pb.js";
 import { createLogger } from "../../libs/log/index.ts";
+import { generateTokenSecret } from "../../libs/token-format/index.ts";
 import { createGateway, type Gateway } from "./gateway.ts";
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-function newSecret(): string {
-  let body = "";
-  for (const byte of randomBytes(33)) body += base62[byte % 62];
-  return `lk_${body}`;
-}
+const newSecret = (): string => generateTokenSecret().secret;
 
 const realCredential = `sk_real_${randomBytes(12).toString("hex")}`;
 const acmeToken = { secret: newSecret(), name: "tenants/acme/tokens/tok_acme1" };

@@ -2,6 +2,7 @@
  * Spans mode: the gateway's server span continues the client's trace, each step is a child
  * span, and the upstream receives the trace through `traceparent`.
  */
+
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
@@ -21,9 +22,10 @@ import { TokenService } from "../../libs/gen/latchkey/token/v1/token_pb.js";
 import { VaultService } from "../../libs/gen/latchkey/vault/v1/vault_pb.js";
 import { createLogger } from "../../libs/log/index.ts";
 import { startTelemetry, type Telemetry } from "../../libs/telemetry/index.ts";
+import { generateTokenSecret } from "../../libs/token-format/index.ts";
 import { createGateway, type Gateway } from "./gateway.ts";
 
-const secret = `lk_${"T".repeat(33)}`;
+const secret = generateTokenSecret().secret;
 const exporter = new InMemorySpanExporter();
 const bus = createMemoryBus();
 const auditTraceIds: string[] = [];

@@ -9,12 +9,13 @@ import {
   type VerifyTokenResponseSchema,
 } from "../../libs/gen/latchkey/token/v1/token_pb.js";
 import { createLogger } from "../../libs/log/index.ts";
+import { generateTokenSecret } from "../../libs/token-format/index.ts";
 import { refusals } from "./refusal.ts";
 import { createVerifier, type VerifiedToken, type VerifierOptions } from "./verify.ts";
 
-const secretA = `lk_${"a".repeat(33)}`;
-const secretA2 = `lk_${"b".repeat(33)}`; // the same token after a rotation
-const secretB = `lk_${"c".repeat(33)}`;
+const secretA = generateTokenSecret().secret;
+const secretA2 = generateTokenSecret().secret; // the same token after a rotation
+const secretB = generateTokenSecret().secret;
 const nameA = "tenants/acme/tokens/tok_a";
 const nameB = "tenants/acme/tokens/tok_b";
 
@@ -84,6 +85,10 @@ describe("verify", () => {
     assert.equal(await v.verify("lk_short"), refusals.tokenInvalid);
     assert.equal(await v.verify(`xx_${"a".repeat(33)}`), refusals.tokenInvalid);
     assert.equal(await v.verify(`lk_${"a".repeat(32)}!`), refusals.tokenInvalid);
+    // Right length and alphabet, wrong checksum: a typo in a real token.
+    const real = generateTokenSecret().secret;
+    const typo = `${real.slice(0, 10)}${real[10] === "x" ? "y" : "x"}${real.slice(11)}`;
+    assert.equal(await v.verify(typo), refusals.tokenInvalid);
     assert.deepEqual(calls, []);
   });
 
@@ -141,7 +146,7 @@ describe("verify", () => {
   });
 
   test("invalidation also drops cached refusals (an update may revive a token)", async () => {
-    const unknown = `lk_${"d".repeat(33)}`;
+    const unknown = generateTokenSecret().secret;
     const v = verifier();
     assert.equal(await v.verify(unknown), refusals.tokenInvalid);
     answers.set(unknown, valid("tenants/acme/tokens/tok_d"));
@@ -206,7 +211,7 @@ describe("verify", () => {
   test("junk tokens fill the refusal cache without evicting valid verdicts", async () => {
     const v = verifier({ maxEntries: 10, maxNegativeEntries: 2 });
     await v.verify(secretA);
-    for (let i = 0; i < 20; i++) await v.verify(`lk_${String(i).padStart(33, "x")}`);
+    for (let i = 0; i < 20; i++) await v.verify(generateTokenSecret().secret);
     const before = calls.length;
     await v.verify(secretA);
     assert.equal(calls.length, before);

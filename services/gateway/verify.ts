@@ -8,6 +8,11 @@ import {
   type VerifyTokenResponse,
 } from "../../libs/gen/latchkey/token/v1/token_pb.js";
 import type { Logger } from "../../libs/log/index.ts";
+import {
+  parseTokenSecret,
+  tokenSecretLength,
+  tokenSecretPrefix,
+} from "../../libs/token-format/index.ts";
 import { type CacheEntry, createBoundedCache, createSingleFlight } from "./cache.ts";
 import { ttlMs } from "./durations.ts";
 import { errorName } from "./error-name.ts";
@@ -58,23 +63,6 @@ export interface Verifier {
 }
 
 type Verdict = VerifiedToken | Refusal;
-
-/**
- * Shape of a secret as services/token/token-format.ts issues it: `lk_` + 33 base62 characters
- * (27 of body, 6 of CRC32). Checked before any I/O so junk never costs an RPC; the checksum
- * itself is left to VerifyToken (the format's code lives in the token service).
- */
-const secretLength = 36;
-
-function wellFormed(secret: string): boolean {
-  if (secret.length !== secretLength || !secret.startsWith("lk_")) return false;
-  for (let i = 3; i < secretLength; i++) {
-    const c = secret.charCodeAt(i);
-    const base62 = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
-    if (!base62) return false;
-  }
-  return true;
-}
 
 const failureRefusals: Record<VerifyFailure, Refusal> = {
   [VerifyFailure.UNSPECIFIED]: refusals.tokenInvalid,
@@ -161,7 +149,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
   return {
     verify(secret) {
       if (secret === undefined) return refusals.tokenMissing;
-      if (!wellFormed(secret)) return refusals.tokenInvalid;
+      // Length and prefix before hashing, so junk of any size costs nothing.
+      if (secret.length !== tokenSecretLength || !secret.startsWith(tokenSecretPrefix)) {
+        return refusals.tokenInvalid;
+      }
       const key = hash("sha256", secret, "base64");
       const entry: CacheEntry<Verdict> | undefined = valid.get(key) ?? refused.get(key);
       const at = now();
@@ -170,6 +161,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
         if (verdict.kind === "token" && at >= verdict.expireAtMs) return refusals.tokenExpired;
         return verdict;
       }
+      // On a miss, the alphabet and checksum are checked locally before any RPC: a typo or a
+      // made-up token never reaches the token service.
+      if (entry === undefined && parseTokenSecret(secret) === undefined)
+        return refusals.tokenInvalid;
       return flights
         .run(key, () => load(secret, key, entry))
         .then((verdict) =>

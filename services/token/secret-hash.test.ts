@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, test } from "node:test";
+import { generateTokenSecret } from "../../libs/token-format/index.ts";
 import { createSecretHasher } from "./secret-hash.ts";
-import { generateTokenSecret } from "./token-format.ts";
 
 const pepper = "p".repeat(32);
 

@@ -28,9 +28,9 @@ import {
 import { createLogger } from "../../libs/log/index.ts";
 import { createInProcessTransport } from "../../libs/rpc/index.ts";
 import type { Component } from "../../libs/rpc/types.ts";
+import { generateTokenSecret } from "../../libs/token-format/index.ts";
 import { embeddedDb, testDatabase, testDatabaseUrl } from "../../test/fixtures/services.ts";
 import { createTokenComponent, migrations } from "./component.ts";
-import { generateTokenSecret } from "./token-format.ts";
 
 /**
  * TokenService through the generated client over an in-process Connect transport with the

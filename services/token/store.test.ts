@@ -3,6 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { migrate } from "../../libs/db/index.ts";
 import type { Db } from "../../libs/db/types.ts";
 import { newId } from "../../libs/ids/index.ts";
+import { generateTokenSecret } from "../../libs/token-format/index.ts";
 import { embeddedDb, skipUnless, testDatabase } from "../../test/fixtures/services.ts";
 import { createSecretHasher } from "./secret-hash.ts";
 import {
@@ -18,7 +19,6 @@ import {
   type TokenRow,
   updateToken,
 } from "./store.ts";
-import { generateTokenSecret } from "./token-format.ts";
 
 const hash = createSecretHasher("store-test-pepper-0123456789abcdef");
 const t0 = new Date("2030-01-01T00:00:00Z");

@@ -12,9 +12,9 @@ import {
 import { newId } from "../../../libs/ids/index.ts";
 import { parseParent } from "../../../libs/names/index.ts";
 import { enqueueChange } from "../../../libs/outbox/index.ts";
+import { generateTokenSecret } from "../../../libs/token-format/index.ts";
 import type { TokenServiceDeps } from "../deps.ts";
 import { findTokenByRequestId, insertSecret, insertToken } from "../store.ts";
-import { generateTokenSecret } from "../token-format.ts";
 import { tokenName, toTokenMessage } from "../token-message.ts";
 import {
   resolveExpireTime,

@@ -5,9 +5,9 @@ import {
   type VerifyTokenRequest,
   type VerifyTokenResponse,
 } from "../../../libs/gen/latchkey/token/v1/token_pb.js";
+import { parseTokenSecret } from "../../../libs/token-format/index.ts";
 import type { TokenServiceDeps } from "../deps.ts";
 import { findBySecretHash } from "../store.ts";
-import { parseTokenSecret } from "../token-format.ts";
 import { cacheTtlMs, refusal, verdict } from "../verify.ts";
 
 /**

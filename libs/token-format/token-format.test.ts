@@ -6,7 +6,7 @@ import {
   generateTokenSecret,
   parseTokenSecret,
   tokenSecretLength,
-} from "./token-format.ts";
+} from "./index.ts";
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
