@@ -247,12 +247,21 @@ async function ensureStream(
   const name = mapper.streamName(key);
   const subjects = mapper.streamSubjects(key);
   const duplicateWindow = nanos(duplicateWindowMs);
+  const maxAge = nanos(streams[key].maxAgeMs);
   try {
     const info = await jsm.streams.info(name);
     const sameSubjects =
       [...(info.config.subjects ?? [])].sort().join(" ") === [...subjects].sort().join(" ");
-    if (!sameSubjects || info.config.duplicate_window !== duplicateWindow) {
-      await jsm.streams.update(name, { subjects, duplicate_window: duplicateWindow });
+    if (
+      !sameSubjects ||
+      info.config.duplicate_window !== duplicateWindow ||
+      info.config.max_age !== maxAge
+    ) {
+      await jsm.streams.update(name, {
+        subjects,
+        duplicate_window: duplicateWindow,
+        max_age: maxAge,
+      });
     }
   } catch (error) {
     if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) {
@@ -264,6 +273,7 @@ async function ensureStream(
       subjects,
       storage: StorageType.File,
       duplicate_window: duplicateWindow,
+      max_age: maxAge,
     });
   }
 }

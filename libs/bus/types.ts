@@ -1,7 +1,10 @@
 /** Stream names and the subjects they capture (DESIGN.md §5). */
 export const streams = {
-  audit: { name: "LATCHKEY_AUDIT", subjects: ["latchkey.audit.>"] },
-  change: { name: "LATCHKEY_CHANGE", subjects: ["latchkey.change.>"] },
+  // Seven days gives the audit service a week of downtime before an event could be lost;
+  // once ingested, events live in PostgreSQL, so the stream is only a buffer.
+  audit: { name: "LATCHKEY_AUDIT", subjects: ["latchkey.audit.>"], maxAgeMs: 7 * 86_400_000 },
+  // Change events matter for seconds to gateways, but the audit service ingests them too.
+  change: { name: "LATCHKEY_CHANGE", subjects: ["latchkey.change.>"], maxAgeMs: 7 * 86_400_000 },
 } as const;
 
 export type StreamKey = keyof typeof streams;

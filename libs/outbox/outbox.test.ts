@@ -137,6 +137,33 @@ function outboxContract(setup: () => Promise<Setup>): void {
     assert.deepEqual(listener.ids, ["evt_k1", "evt_k2", "evt_k3"]);
   });
 
+  test("a running relay deletes sent rows past retention", {
+    timeout,
+  }, async (t) => {
+    const { db, bus, schema, close } = await setup();
+    t.after(close);
+    const listener = changeListener(bus, "pruned");
+    t.after(listener.stop);
+    const relay = createOutboxRelay({
+      db,
+      schema,
+      bus,
+      log: silent,
+      pollIntervalMs: 10,
+      retentionMs: 0,
+    });
+    await addThing(db, schema, "evt_p1", true);
+    relay.start();
+    t.after(() => relay.stop());
+    await listener.until("evt_p1");
+    for (let i = 0; i < 200; i++) {
+      const { rowCount } = await db.query(`select 1 from ${schema}.outbox`);
+      if (rowCount === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal((await db.query(`select 1 from ${schema}.outbox`)).rowCount, 0);
+  });
+
   test("the relay outlives a bus failure and publishes once the bus is back", {
     timeout,
   }, async (t) => {

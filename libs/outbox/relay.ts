@@ -42,6 +42,22 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const selectSql = `select seq, id, subject, payload, headers from ${schema}.outbox
     where sent_at is null order by seq limit $1`;
   const markSql = `update ${schema}.outbox set sent_at = now() where seq = any($1::bigint[])`;
+  const retentionMs = options.retentionMs ?? 3_600_000;
+  // Bounded per call so a long backlog of sent rows never becomes one long-locking delete.
+  const pruneSql = `delete from ${schema}.outbox where seq in (select seq from ${schema}.outbox
+    where sent_at < now() - make_interval(secs => $1) order by seq limit 1000)`;
+  let lastPrune = 0;
+
+  /** Deletes sent rows past retention, at most once a minute (or per retention period). */
+  async function prune(): Promise<void> {
+    if (Date.now() - lastPrune < Math.min(60_000, retentionMs)) return;
+    lastPrune = Date.now();
+    try {
+      await db.query(pruneSql, [retentionMs / 1000]);
+    } catch (error) {
+      log.warn({ err: error, schema }, "outbox prune failed; retrying in a minute");
+    }
+  }
 
   /** Rounds run one at a time in this process: the loop, kicks and flush() share it. */
   let roundChain: Promise<unknown> = Promise.resolve();
@@ -139,6 +155,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (failures > 0) log.info({ schema, sent: result.sent }, "outbox publishing again");
       failures = 0;
       if (result.more) continue;
+      await prune();
       await pause(pollIntervalMs, true);
     }
   }

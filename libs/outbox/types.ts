@@ -45,6 +45,11 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Longest wait between rounds while publishing keeps failing (default 30 s). */
   maxBackoffMs?: number;
+  /**
+   * How long sent rows are kept before the relay deletes them (default 1 hour): long
+   * enough to inspect what was published, short enough that the table stays small.
+   */
+  retentionMs?: number;
 }
 
 /** A change to announce with enqueueChange. */
