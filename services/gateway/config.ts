@@ -9,6 +9,14 @@ export const gatewayEnv = {
   ...commonEnv,
   /** Port of the HTTP data plane that clients call with their proxy tokens. */
   LATCHKEY_GATEWAY_PORT: port(8080),
+  /**
+   * `true` lets several gateway processes on one host share LATCHKEY_GATEWAY_PORT
+   * (SO_REUSEPORT; Linux), so a host runs one gateway per core behind one address.
+   */
+  LATCHKEY_GATEWAY_REUSE_PORT: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
   /** Base URL of the token service (VerifyToken). */
   LATCHKEY_TOKEN_URL: z.string().url().default("http://127.0.0.1:7001"),
   /** Base URL of the policy service (GetBundle). */
@@ -92,6 +100,7 @@ export function gatewaySettings(env: GatewayEnv): GatewaySettings {
   return {
     host: env.LATCHKEY_HOST,
     port: env.LATCHKEY_GATEWAY_PORT,
+    reusePort: env.LATCHKEY_GATEWAY_REUSE_PORT,
     maxHeaderBytes: env.LATCHKEY_GATEWAY_MAX_HEADER_BYTES,
     maxHeaders: env.LATCHKEY_GATEWAY_MAX_HEADERS,
     maxTargetBytes: env.LATCHKEY_GATEWAY_MAX_TARGET_BYTES,

@@ -790,3 +790,38 @@ describe("gateway: audit", () => {
     assert.ok(audited.length > 20);
   });
 });
+
+describe("gateway: processes sharing a port", () => {
+  test("with reusePort two gateways bind one port and both serve", async () => {
+    const options = () => ({
+      tokenClient: createClient(TokenService, transport),
+      policyClient: createClient(PolicyService, transport),
+      vaultClient: createClient(VaultService, transport),
+      bus,
+      log,
+    });
+    const first = createGateway({ ...options(), config: { port: 0, reusePort: true } });
+    const { port } = await first.start();
+    const second = createGateway({ ...options(), config: { port, reusePort: true } });
+    try {
+      const { url } = await second.start();
+      assert.equal(new URL(url).port, String(port));
+      const res = await fetch(`${url}/_latchkey/readyz`);
+      assert.equal(res.status, 200);
+    } finally {
+      await second.stop();
+      await first.stop();
+    }
+    // Without it the port stays exclusive, as before.
+    const lone = createGateway({ ...options(), config: { port: 0 } });
+    const taken = (await lone.start()).port;
+    try {
+      await assert.rejects(
+        createGateway({ ...options(), config: { port: taken } }).start(),
+        /EADDRINUSE/,
+      );
+    } finally {
+      await lone.stop();
+    }
+  });
+});

@@ -22,6 +22,11 @@ export interface GatewaySettings {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /**
+   * Let several gateway processes bind the same port (SO_REUSEPORT, Linux): the kernel
+   * spreads connections across them, which is how one host uses every core.
+   */
+  reusePort: boolean;
   /** Largest request head in bytes (Node answers 431 past it). */
   maxHeaderBytes: number;
   /** Most request headers read. */
@@ -81,6 +86,7 @@ export const defaultGatewaySettings: GatewaySettings = {
   auditBufferSize: 10_000,
   auditFlushMs: 50,
   drainTimeoutMs: 10_000,
+  reusePort: false,
   tracing: "ids",
 };
 
@@ -190,7 +196,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     async start() {
       subscription = subscribeInvalidation(bus, { verifier, upstreams, credentials }, log);
       audit.start();
-      server.listen(settings.port, settings.host);
+      server.listen({ port: settings.port, host: settings.host, reusePort: settings.reusePort });
       await once(server, "listening");
       const { port } = server.address() as AddressInfo;
       ready = true;
