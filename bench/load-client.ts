@@ -7,11 +7,20 @@ import { readFileSync } from "node:fs";
 import type { Pool } from "undici";
 import { headersFor, type LoadSpec } from "./load-spec.ts";
 
-/** Sends request number `i` of `spec` on `pool`; resolves true for a 2xx/3xx answer read to the end. */
-export async function sendOne(pool: Pool, spec: LoadSpec, i: number): Promise<boolean> {
+/**
+ * Sends request number `i` of `spec` on `pool` (opened on the base URL's origin) to `path`
+ * (see requestPath: the base URL's prefix plus the route's path; callers compute it once);
+ * resolves true for a 2xx/3xx answer read to the end.
+ */
+export async function sendOne(
+  pool: Pool,
+  spec: LoadSpec,
+  i: number,
+  path: string = spec.route.path,
+): Promise<boolean> {
   try {
     const { statusCode, body } = await pool.request({
-      path: spec.route.path,
+      path,
       method: spec.route.method,
       headers: headersFor(spec, i),
       body: spec.route.body ?? null,

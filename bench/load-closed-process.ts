@@ -9,10 +9,11 @@ import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
 import { LatencyRecorder } from "./latency.ts";
 import { readSpecArgument, sendOne } from "./load-client.ts";
-import type { ClosedLoopResult, ClosedLoopSpec } from "./load-spec.ts";
+import { type ClosedLoopResult, type ClosedLoopSpec, originOf, requestPath } from "./load-spec.ts";
 
 const spec = readSpecArgument<ClosedLoopSpec>();
-const pool = new Pool(spec.baseUrl, {
+const path = requestPath(spec.baseUrl, spec.route.path);
+const pool = new Pool(originOf(spec.baseUrl), {
   connections: spec.connections,
   pipelining: 1,
   keepAliveTimeout: 120_000,
@@ -27,7 +28,7 @@ async function loop(deadline: number): Promise<void> {
   while (performance.now() < deadline) {
     const i = sent++;
     const start = performance.now();
-    const ok = await sendOne(pool, spec, i);
+    const ok = await sendOne(pool, spec, i, path);
     latencies.record(performance.now() - start);
     if (!ok) errors++;
   }

@@ -13,7 +13,7 @@ import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
 import { LatencyRecorder, percentile } from "./latency.ts";
 import { readSpecArgument, sendOne } from "./load-client.ts";
-import type { OpenLoopResult, OpenLoopSpec } from "./load-spec.ts";
+import { type OpenLoopResult, type OpenLoopSpec, originOf, requestPath } from "./load-spec.ts";
 
 /** How long to wait for stragglers after the last due time before counting them as timed out. */
 const DRAIN_TIMEOUT_MS = 5000;
@@ -23,7 +23,8 @@ const PREWARM_REQUESTS = 32;
 const spec = readSpecArgument<OpenLoopSpec>();
 const total = Math.max(1, Math.round(spec.rate * spec.durationS));
 const intervalMs = 1000 / spec.rate;
-const pool = new Pool(spec.baseUrl, {
+const path = requestPath(spec.baseUrl, spec.route.path);
+const pool = new Pool(originOf(spec.baseUrl), {
   connections: spec.maxConnections,
   pipelining: 1,
   keepAliveTimeout: 120_000,
@@ -37,7 +38,7 @@ const lags = new Float64Array(total);
 let prewarmFailures = 0;
 await Promise.all(
   Array.from({ length: PREWARM_REQUESTS }, async (_, i) => {
-    if (!(await sendOne(pool, spec, i))) prewarmFailures++;
+    if (!(await sendOne(pool, spec, i, path))) prewarmFailures++;
   }),
 );
 if (prewarmFailures === PREWARM_REQUESTS) {
@@ -64,7 +65,7 @@ function fire(i: number, due: number): void {
   const sent = performance.now();
   lags[i] = sent - due;
   outstanding++;
-  void sendOne(pool, spec, i).then((ok) => {
+  void sendOne(pool, spec, i, path).then((ok) => {
     const end = performance.now();
     latencies.record(end - due);
     serviceTimes.record(end - sent);

@@ -8,7 +8,10 @@ import type { Route } from "./routes.ts";
 
 /** One measurement's request stream. */
 export interface LoadSpec {
-  /** e.g. http://127.0.0.1:8080 (loopback only). */
+  /**
+   * e.g. http://127.0.0.1:8080 (loopback only). May carry a path prefix (the Latchkey rows
+   * use `http://127.0.0.1:PORT/bench`): request URLs are `baseUrl + route.path`.
+   */
   baseUrl: string;
   route: Route;
   /** Headers sent on every request: the target's headers plus the route's. */
@@ -81,4 +84,22 @@ export function headersFor(spec: LoadSpec, i: number): Record<string, string> {
   const rotation = spec.headerRotation;
   if (rotation === undefined || rotation.length === 0) return spec.headers;
   return { ...spec.headers, ...rotation[i % rotation.length] };
+}
+
+/**
+ * The origin a connection pool for `baseUrl` must be opened on: undici's Pool takes an origin
+ * only and would drop (or refuse) a path prefix.
+ */
+export function originOf(baseUrl: string): string {
+  return new URL(baseUrl).origin;
+}
+
+/**
+ * The request path for `routePath` under `baseUrl`: the base URL's path prefix (without a
+ * trailing slash) followed by the route's absolute path, the same URL wrk gets as
+ * `baseUrl + route.path`.
+ */
+export function requestPath(baseUrl: string, routePath: string): string {
+  const prefix = new URL(baseUrl).pathname.replace(/\/+$/, "");
+  return `${prefix}${routePath}`;
 }

@@ -6,7 +6,7 @@
  * out of the table instead of letting it top it.
  */
 import { Pool } from "undici";
-import { headersFor, type LoadSpec } from "./load-spec.ts";
+import { headersFor, type LoadSpec, originOf, requestPath } from "./load-spec.ts";
 import { ECHO_BODY, type Route, SSE_EVENT_COUNT } from "./routes.ts";
 import type { RunningTarget } from "./target.ts";
 import type { Upstream } from "./upstream.ts";
@@ -29,7 +29,7 @@ async function checkRoute(
 ): Promise<string | undefined> {
   const spec = specFor(target, route);
   const { statusCode, body } = await pool.request({
-    path: route.path,
+    path: requestPath(target.baseUrl, route.path),
     method: route.method,
     headers: headersFor(spec, 0),
     body: route.body ?? null,
@@ -60,7 +60,7 @@ export async function preflight(
   target: RunningTarget,
   routes: readonly Route[],
 ): Promise<string | undefined> {
-  const pool = new Pool(target.baseUrl, { connections: 1 });
+  const pool = new Pool(originOf(target.baseUrl), { connections: 1 });
   try {
     for (const route of routes) {
       const problem = await checkRoute(pool, target, route);
@@ -100,16 +100,17 @@ export async function warmUp(
   requests: number,
   concurrency: number,
 ): Promise<void> {
-  const pool = new Pool(target.baseUrl, { connections: concurrency, pipelining: 1 });
+  const pool = new Pool(originOf(target.baseUrl), { connections: concurrency, pipelining: 1 });
   try {
     for (const route of routes) {
       const spec = specFor(target, route);
+      const path = requestPath(target.baseUrl, route.path);
       let next = 0;
       const worker = async () => {
         while (next < requests) {
           const i = next++;
           const { body } = await pool.request({
-            path: route.path,
+            path,
             method: route.method,
             headers: headersFor(spec, i),
             body: route.body ?? null,

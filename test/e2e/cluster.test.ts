@@ -15,7 +15,7 @@ const cli = fileURLToPath(new URL("../../cli/latchkey.ts", import.meta.url));
 // NATS JetStream, talking gRPC to each other with the gateway's service identity.
 test("cluster mode: five processes on PostgreSQL and NATS, end to end", {
   skip: await skipUnless("postgres", "nats"),
-}, async () => {
+}, async (t) => {
   const database = await testDatabase();
   const nats = await testBus();
   const processes: LatchkeyProcess[] = [];
@@ -66,6 +66,7 @@ test("cluster mode: five processes on PostgreSQL and NATS, end to end", {
       adminKey,
       tenant: "cluster",
     });
+    t.diagnostic(`revocation visible at the gateway after ${result.revokedAfterMs.toFixed(1)} ms`);
     assert.equal(new Set(result.traceIds).size, 2, "each request has its own trace");
   } finally {
     const codes = await Promise.all(processes.map((p) => p.stop()));

@@ -19,7 +19,7 @@ const env = {
   LATCHKEY_NATS_URL: "",
 };
 
-test("embedded mode: the proxy scenario end to end, and data survives a restart", async () => {
+test("embedded mode: the proxy scenario end to end, and data survives a restart", async (t) => {
   const first = await startLatchkey(["run", "all"], env, ["rpc", "gateway"]);
   const adminKey = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
   const target = (urls: Record<string, string>) => ({
@@ -35,6 +35,7 @@ test("embedded mode: the proxy scenario end to end, and data survives a restart"
   });
   try {
     const result = await runProxyScenario(target(first.urls));
+    t.diagnostic(`revocation visible at the gateway after ${result.revokedAfterMs.toFixed(1)} ms`);
     assert.equal(result.traceIds.length, 2);
   } finally {
     assert.equal(await first.stop(), 0, "a clean exit on SIGTERM");
