@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from "../libs/config/index.ts";
 import { adminCommands, UsageError } from "./admin.ts";
+import { DataDirLockedError } from "./data-dir-lock.ts";
 
 const usage = `latchkey: API tokens access proxy
 
@@ -38,7 +39,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || err instanceof ConfigError) {
+  if (
+    err instanceof UsageError ||
+    err instanceof ConfigError ||
+    err instanceof DataDirLockedError
+  ) {
     process.stderr.write(`${err.message}\n`);
     process.exit(2);
   }

@@ -4,17 +4,30 @@ import { createAdminKeyStore, type Role } from "../libs/auth/index.ts";
 import { loadEnv, storageEnv } from "../libs/config/index.ts";
 import { type Db, migrate, openDb } from "../libs/db/index.ts";
 import { UsageError } from "./admin.ts";
+import { lockDataDir } from "./data-dir-lock.ts";
 import { allMigrations } from "./run.ts";
 
 async function withDb<T>(env: NodeJS.ProcessEnv, fn: (db: Db) => Promise<T>): Promise<T> {
   const config = loadEnv(storageEnv, env);
-  const db = config.LATCHKEY_DATABASE_URL
-    ? await openDb({ url: config.LATCHKEY_DATABASE_URL })
-    : await openDb({ dataDir: join(resolve(config.LATCHKEY_DATA_DIR), "pg") });
+  if (config.LATCHKEY_DATABASE_URL) {
+    const db = await openDb({ url: config.LATCHKEY_DATABASE_URL });
+    try {
+      return await fn(db);
+    } finally {
+      await db.close();
+    }
+  }
+  const dataDir = resolve(config.LATCHKEY_DATA_DIR);
+  const release = lockDataDir(dataDir);
   try {
-    return await fn(db);
+    const db = await openDb({ dataDir: join(dataDir, "pg") });
+    try {
+      return await fn(db);
+    } finally {
+      await db.close();
+    }
   } finally {
-    await db.close();
+    release();
   }
 }
 

@@ -28,6 +28,7 @@ import * as vault from "../services/vault/component.ts";
 import * as vaultConfig from "../services/vault/config.ts";
 import { createLocalKeyring } from "../services/vault/keyring.ts";
 import { UsageError } from "./admin.ts";
+import { lockDataDir } from "./data-dir-lock.ts";
 import { loadEmbeddedSecrets } from "./embedded-secrets.ts";
 
 type ServiceName = "token" | "policy" | "vault" | "audit";
@@ -321,6 +322,8 @@ async function runAll(env: NodeJS.ProcessEnv, log: Logger, stoppers: Stopper[]):
     env,
   );
   const dataDir = resolve(config.LATCHKEY_DATA_DIR);
+  const release = lockDataDir(dataDir);
+  stoppers.push(async () => release());
   const secrets = loadEmbeddedSecrets(dataDir, {
     adminKey: config.LATCHKEY_ADMIN_KEY,
     tokenPepper: loadEnv(tokenConfig.tokenEnv, env).LATCHKEY_TOKEN_PEPPER,
