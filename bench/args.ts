@@ -29,6 +29,8 @@ export interface BenchConfig {
   dispatch: "auto" | "spin" | "timer";
   /** Only run targets whose name is listed (all when empty). */
   targets: string[];
+  /** Extra sections to run by id (all when undefined; none when empty). */
+  sections: string[] | undefined;
   /** Where the JSON report goes. */
   outDir: string;
 }
@@ -45,7 +47,9 @@ export const USAGE = `Usage: npm run bench [-- options]
   --pin split|none      core layout (default split: load generator on the last core, servers on the others)
   --load auto|wrk|node  closed-loop generator (default auto: wrk if installed, else built-in Node)
   --dispatch auto|spin|timer  open-loop send timing (default auto: spin on a pinned, quiet core)
-  --targets a,b         only these targets (names as printed in the table)
+  --targets a,b         only these targets (names as printed in the table; "none" for no table)
+                        (--quick runs direct, nginx, bare-node and latchkey-embedded by default)
+  --sections a,b|none   only these extra sections (revocation-propagation, audit-ingest; default all)
   --out DIR             JSON report directory (default bench/results)
   --help
 `;
@@ -74,6 +78,7 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
       load: { type: "string", default: "auto" },
       dispatch: { type: "string", default: "auto" },
       targets: { type: "string", default: "" },
+      sections: { type: "string" },
       out: { type: "string", default: defaultOutDir },
       help: { type: "boolean", default: false },
     },
@@ -107,6 +112,15 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
       .split(",")
       .map((t) => t.trim())
       .filter((t) => t !== ""),
+    sections:
+      values.sections === undefined
+        ? undefined
+        : values.sections === "none"
+          ? []
+          : values.sections
+              .split(",")
+              .map((t) => t.trim())
+              .filter((t) => t !== ""),
     outDir: values.out,
   };
 }

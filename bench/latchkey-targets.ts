@@ -13,13 +13,20 @@
  * mode PostgreSQL and NATS are system services and run wherever the kernel puts them.
  * BENCH_CPU_PROF=1 profiles the gateway process(es) (see gatewayNodeArgs).
  */
+
+import {
+  BENCH_UPSTREAM,
+  clusterSkipReason,
+  issueTokens,
+  provisionUpstream,
+  tokenHeader,
+} from "./latchkey.ts";
 import {
   embeddedDataDir,
   type Installation,
   startCluster,
   startEmbedded,
 } from "./latchkey-cluster.ts";
-import { BENCH_UPSTREAM, clusterSkipReason, issueTokens, provisionUpstream, tokenHeader } from "./latchkey.ts";
 import type { RunningTarget, Target, TargetContext } from "./target.ts";
 
 /** Tokens in the per-request rotation (full mode); inlined into the wrk script. */

@@ -208,7 +208,7 @@ async function main(): Promise<number> {
       ? defaultTargets
       : allTargets.filter((t) => config.targets.includes(t.name));
   for (const name of config.targets) {
-    if (!allTargets.some((t) => t.name === name))
+    if (name !== "none" && !allTargets.some((t) => t.name === name))
       log(`unknown target ${name} (known: ${allTargets.map((t) => t.name).join(", ")})`);
   }
 
@@ -224,6 +224,7 @@ async function main(): Promise<number> {
   const measurements: Measurement[] = [];
   const idleRss = new Map<string, number | undefined>();
   const sections: ReportSection[] = [];
+  const sectionFailures: string[] = [];
   let upstream: Upstream | undefined;
   let started: Started[] = [];
   try {
@@ -233,7 +234,7 @@ async function main(): Promise<number> {
       `upstream at ${upstream.baseUrl} (pid ${upstream.pid}); answers 401 without the credential`,
     );
     started = await startTargets(wanted, upstream, cpuPlan, scratch, config, skipped);
-    if (started.length === 0) throw new Error("no target could be started");
+    if (started.length === 0 && wanted.length > 0) throw new Error("no target could be started");
 
     for (const { target, running } of started) {
       await warmUp(running, ROUTES, config.warmupRequests, 32);
@@ -297,13 +298,30 @@ async function main(): Promise<number> {
     }
 
     for (const provider of extraSections) {
+      if (config.sections !== undefined && !config.sections.includes(provider.id)) continue;
       const skip = await provider.skipReason?.();
       if (skip !== undefined) {
+        skipped.push({ target: `section ${provider.id}`, reason: skip });
         log(`skip section ${provider.id}: ${skip}`);
         continue;
       }
       const tmpDir = mkdtempSync(join(scratch, `${provider.id}-`));
-      sections.push(await provider.run({ upstream, cpuPlan, tmpDir, quick: config.quick }));
+      log(`section ${provider.id}...`);
+      try {
+        const section = await provider.run({ upstream, cpuPlan, tmpDir, quick: config.quick });
+        sections.push(section);
+        for (const line of section.lines) log(`  ${line}`);
+      } catch (error) {
+        const message = (error as Error).message;
+        sectionFailures.push(provider.id);
+        sections.push({
+          id: provider.id,
+          title: provider.title,
+          lines: [`FAILED: ${message}`],
+          data: { failure: message },
+        });
+        log(`section ${provider.id} FAILED: ${message}`);
+      }
     }
   } finally {
     for (const { running } of started) await running.stop().catch(() => {});
@@ -355,7 +373,8 @@ async function main(): Promise<number> {
   const bad = rows.filter((r) => r.errors > 0 || r.failedRuns > 0);
   for (const r of bad)
     log(`ERROR: ${r.target} ${r.route}: ${r.errors} errors, ${r.failedRuns} failed runs`);
-  return bad.length > 0 ? 1 : 0;
+  for (const id of sectionFailures) log(`ERROR: section ${id} failed`);
+  return bad.length > 0 || sectionFailures.length > 0 ? 1 : 0;
 }
 
 process.exitCode = await main().catch((error: unknown) => {

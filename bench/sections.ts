@@ -1,11 +1,24 @@
 /**
- * Extra report sections beyond the proxy table, and the hooks for the ones that need the
- * Latchkey gateway (issue 3, later parts). The report format already carries
- * `sections: ReportSection[]`, so adding one is a matter of appending a provider to
- * `extraSections`; the harness runs them after the table, with every target still stopped.
+ * Extra report sections beyond the proxy table: revocation propagation across gateway
+ * processes and audit ingest from NATS into PostgreSQL. The report carries them as
+ * `sections: ReportSection[]` (printed after the table, stored in the JSON); the harness
+ * runs every provider of `extraSections` after the table, with every target stopped.
  */
+import { setTimeout as sleep } from "node:timers/promises";
+import { Pool } from "undici";
+import { measureIngest } from "../services/audit/bench-ingest.ts";
 import type { CpuPlan } from "./cpu-plan.ts";
-import type { RunningTarget } from "./target.ts";
+import {
+  BENCH_UPSTREAM,
+  clusterSkipReason,
+  createClusterStorage,
+  type IssuedToken,
+  issueTokens,
+  provisionUpstream,
+  tokenHeader,
+} from "./latchkey.ts";
+import { startCluster } from "./latchkey-cluster.ts";
+import { percentile } from "./latency.ts";
 import type { Upstream } from "./upstream.ts";
 
 /** One extra block of the report: printed as `lines` under `title`, stored as `data` in the JSON. */
@@ -37,61 +50,198 @@ export interface SectionProvider {
   run(context: SectionContext): Promise<ReportSection>;
 }
 
-/**
- * Sections run after the table, in order. EMPTY until the gateway exists: revocation
- * propagation and audit ingest will be added here as providers that call the two hooks below.
- */
-export const extraSections: SectionProvider[] = [];
-
 /** Inputs of the revocation-propagation measurement. */
 export interface RevocationPropagationOptions {
-  /** The gateway(s) under test; with several gateway processes, every one must stop accepting the token. */
-  gateways: RunningTarget[];
-  /** A valid proxy token that the measurement will revoke. */
-  token: string;
-  /** Revokes `token` through the control plane; resolves when the control plane has acknowledged it. */
-  revoke(token: string): Promise<void>;
+  /** Base URLs of the gateway processes (each addressable on its own), e.g. http://127.0.0.1:PORT. */
+  gateways: readonly string[];
+  /** Path requested through each gateway with the token (a 200 before, a 401 after revocation). */
+  path: string;
+  /** One valid token per sample; each is revoked once. */
+  tokens: readonly IssuedToken[];
+  /** Revokes the token `name` through the control plane; resolves when RevokeToken has answered. */
+  revoke(name: string): Promise<void>;
   /** How often each gateway is probed with the revoked token (ms). */
   probeIntervalMs: number;
-  /** Give up (and report a failure) after this long (ms). */
+  /** A sample that has not propagated after this long counts as a timeout (ms). */
   timeoutMs: number;
-  /** Number of tokens revoked one after another; the section reports p50/p99/max over them. */
+  /** Samples measured at once (each its own token); bounds the section's duration. */
+  concurrency: number;
+}
+
+/** Figures of the revocation-propagation section (milliseconds). */
+export interface RevocationPropagationData {
   samples: number;
+  gateways: number;
+  probeIntervalMs: number;
+  concurrency: number;
+  /** Time from the RevokeToken response until every gateway answered 401, per sample. */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Samples still accepted by some gateway after timeoutMs. */
+  timeouts: number;
+}
+
+/** Sends one request with `secret` to `gateway` + `path`; returns the status. */
+async function probe(pool: Pool, path: string, secret: string): Promise<number> {
+  const { statusCode, body } = await pool.request({
+    path,
+    method: "GET",
+    headers: tokenHeader(secret),
+  });
+  await body.dump();
+  return statusCode;
 }
 
 /**
- * Hook (not implemented, not called yet): time from `revoke()` resolving until every gateway
- * answers 401/403 for the token, per sample. Needs the gateway and its control plane.
+ * Per sample: makes the token valid in every gateway's cache (a 200 through each), revokes
+ * it, then probes every gateway every `probeIntervalMs` until each answers 401; the sample
+ * is the time from the RevokeToken response until the last gateway refused. The figure is
+ * therefore bounded below by the probe interval's granularity.
  */
 export async function measureRevocationPropagation(
-  _options: RevocationPropagationOptions,
-): Promise<ReportSection> {
-  throw new Error(
-    "revocation propagation needs the Latchkey gateway; add it to extraSections once it exists",
+  options: RevocationPropagationOptions,
+): Promise<RevocationPropagationData> {
+  const pools = options.gateways.map(
+    (url) => new Pool(url, { connections: options.concurrency + 2, pipelining: 1 }),
   );
+  const times: number[] = [];
+  let timeouts = 0;
+  try {
+    const sample = async (token: IssuedToken) => {
+      for (const pool of pools) {
+        const status = await probe(pool, options.path, token.secret);
+        if (status !== 200) throw new Error(`token not accepted before revocation (${status})`);
+      }
+      await options.revoke(token.name);
+      const revokedAt = performance.now();
+      const deadline = revokedAt + options.timeoutMs;
+      const refusedAfter = await Promise.all(
+        pools.map(async (pool) => {
+          for (;;) {
+            const status = await probe(pool, options.path, token.secret);
+            const at = performance.now();
+            if (status === 401) return at - revokedAt;
+            if (at > deadline) return Number.POSITIVE_INFINITY;
+            await sleep(options.probeIntervalMs);
+          }
+        }),
+      );
+      const slowest = Math.max(...refusedAfter);
+      if (Number.isFinite(slowest)) times.push(slowest);
+      else timeouts++;
+    };
+    let next = 0;
+    const worker = async () => {
+      while (next < options.tokens.length) {
+        const token = options.tokens[next++] as IssuedToken;
+        await sample(token);
+      }
+    };
+    await Promise.all(Array.from({ length: options.concurrency }, worker));
+  } finally {
+    await Promise.all(pools.map((p) => p.close()));
+  }
+  const sorted = times.sort((a, b) => a - b);
+  return {
+    samples: options.tokens.length,
+    gateways: options.gateways.length,
+    probeIntervalMs: options.probeIntervalMs,
+    concurrency: options.concurrency,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    maxMs: sorted.at(-1) ?? Number.NaN,
+    timeouts,
+  };
 }
 
-/** Inputs of the audit-ingest measurement. */
-export interface AuditIngestOptions {
-  /** The gateway the requests go through; every request must yield one audit record. */
-  gateway: RunningTarget;
-  /** Number of proxied requests to send (bounded). */
-  requests: number;
-  /** Requests per second to send them at (open loop). */
-  rate: number;
-  /** Returns how many audit records for this run the audit store holds now. */
-  countAuditRecords(): Promise<number>;
-  /** Give up after this long once the last request was answered (ms). */
-  timeoutMs: number;
-}
+const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "-");
 
 /**
- * Hook (not implemented, not called yet): sustained audit ingest rate and lag (time from the
- * last proxied response until its record is queryable), and whether any record was lost.
- * Needs the gateway, NATS and the audit store.
+ * Revocation propagation in cluster mode: two gateway processes on their own ports (so each
+ * can be probed), the four services, PostgreSQL and NATS. A revoke commits the token row and
+ * its change event in one transaction; the token service's outbox relay publishes the event
+ * to NATS and every gateway drops the cached verdict on receipt.
  */
-export async function measureAuditIngest(_options: AuditIngestOptions): Promise<ReportSection> {
-  throw new Error(
-    "audit ingest needs the Latchkey gateway; add it to extraSections once it exists",
-  );
-}
+export const revocationSection: SectionProvider = {
+  id: "revocation-propagation",
+  title: "Revocation propagation (cluster mode, 2 gateway processes on their own ports)",
+  skipReason: clusterSkipReason,
+  async run(context) {
+    const samples = context.quick ? 20 : 200;
+    const installation = await startCluster(
+      { kind: "own-ports", count: 2 },
+      { cores: context.cpuPlan.serverCores },
+    );
+    try {
+      await provisionUpstream(installation.admin, context.upstream);
+      const tokens = await issueTokens(installation.admin, samples);
+      const data = await measureRevocationPropagation({
+        gateways: installation.gatewayUrls,
+        path: `/${BENCH_UPSTREAM}/json`,
+        tokens,
+        revoke: async (name) => {
+          await installation.admin.token.revokeToken({ name, reason: "bench" });
+        },
+        probeIntervalMs: 2,
+        timeoutMs: 5_000,
+        concurrency: 4,
+      });
+      return {
+        id: this.id,
+        title: this.title,
+        lines: [
+          `${data.samples} tokens revoked (${data.concurrency} at a time); each was cached as valid in both gateways first,`,
+          `then both were probed every ${data.probeIntervalMs} ms until they answered 401.`,
+          `RevokeToken response -> refused by every gateway: p50 ${ms(data.p50Ms)} ms, p99 ${ms(data.p99Ms)} ms, max ${ms(data.maxMs)} ms` +
+            (data.timeouts > 0 ? `; ${data.timeouts} not refused within 5 s` : ""),
+        ],
+        data,
+      };
+    } finally {
+      await installation.stop();
+    }
+  },
+};
+
+/**
+ * Audit ingest: services/audit/bench-ingest.ts's measureIngest on a fresh PostgreSQL
+ * database and NATS namespace: the audit component consuming the audit stream and writing
+ * to PostgreSQL, first draining a backlog (its capacity), then while the same number of
+ * events is published (live rate and the lag after the burst).
+ */
+export const auditIngestSection: SectionProvider = {
+  id: "audit-ingest",
+  title: "Audit ingest (NATS JetStream -> audit service -> PostgreSQL)",
+  skipReason: clusterSkipReason,
+  async run(context) {
+    const count = context.quick ? 10_000 : 100_000;
+    const storage = await createClusterStorage();
+    try {
+      const data = await measureIngest({
+        natsUrl: storage.natsUrl,
+        databaseUrl: storage.databaseUrl,
+        count,
+        timeoutMs: 300_000,
+      });
+      return {
+        id: this.id,
+        title: this.title,
+        lines: [
+          `${count} events per phase, audit component in the harness process (unpinned), PostgreSQL and NATS local.`,
+          `backlog drain (ingest capacity): ${data.backlogIngestPerSecond} events/s`,
+          `live burst (publish ${count} while ingesting): ${data.liveIngestPerSecond} events/s end to end; ` +
+            `last row stored ${data.liveLagMs} ms after the last publish; per-event lag p50 ${data.eventLagP50Ms} ms, p99 ${data.eventLagP99Ms} ms`,
+          `publish rate into JetStream (ingest idle): ${data.publishPerSecond} events/s; ` +
+            `${data.batches} INSERT batches, ${data.duplicates} duplicates, ${data.malformed} malformed`,
+        ],
+        data,
+      };
+    } finally {
+      await storage.drop();
+    }
+  },
+};
+
+/** Sections run after the table, in order (`--sections` selects among them). */
+export const extraSections: SectionProvider[] = [revocationSection, auditIngestSection];

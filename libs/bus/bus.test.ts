@@ -168,6 +168,105 @@ function busContract(open: () => Promise<BusHandle>): void {
     assert.deepEqual(other.received, bodies);
   });
 
+  test("a consumer with concurrency N runs up to N handlers at once and acks each", {
+    timeout,
+  }, async (t) => {
+    const { bus, close } = await open();
+    t.after(close);
+    const subject = auditSubject("acme", "gateway");
+    const bodies = Array.from({ length: 12 }, (_, i) => `c${i}`);
+    for (const body of bodies) await publishText(bus, subject, body);
+    // Handlers park until 4 are running at once, proving they overlap; then all finish.
+    let active = 0;
+    let peak = 0;
+    const parked: (() => void)[] = [];
+    const { received, handler, until } = collector(async () => {
+      active++;
+      peak = Math.max(peak, active);
+      if (peak < 4) await new Promise<void>((resolve) => parked.push(resolve));
+      for (const release of parked.splice(0)) release();
+      active--;
+    });
+    const consumer = bus.consume({
+      stream: "audit",
+      durable: "parallel",
+      handler,
+      concurrency: 4,
+      batch: 8,
+    });
+    for (const body of bodies) await until(body);
+    await consumer.stop();
+    assert.equal(peak, 4, "never more than `concurrency` handlers at once, and that many");
+    assert.deepEqual([...received].sort(), [...bodies].sort());
+    // Everything was acked: a restarted consumer of the durable gets only what comes next.
+    const again = collector();
+    const restarted = bus.consume({ stream: "audit", durable: "parallel", handler: again.handler });
+    t.after(() => restarted.stop());
+    await publishText(bus, subject, "after");
+    await again.until("after");
+    assert.deepEqual(again.received, ["after"]);
+  });
+
+  test("with concurrency, a failing handler's message is redelivered and the others are not", {
+    timeout,
+  }, async (t) => {
+    const { bus, close } = await open();
+    t.after(close);
+    const subject = auditSubject("acme", "gateway");
+    const attempts = new Map<string, number>();
+    const { handler, until } = collector(async (message) => {
+      const count = (attempts.get(text(message)) ?? 0) + 1;
+      attempts.set(text(message), count);
+      if (text(message) === "p-flaky" && count < 2) throw new Error("not yet");
+    });
+    const consumer = bus.consume({ stream: "audit", durable: "p-retry", handler, concurrency: 3 });
+    t.after(() => consumer.stop());
+    for (const body of ["p-a", "p-flaky", "p-b"]) await publishText(bus, subject, body);
+    for (const body of ["p-a", "p-flaky", "p-b"]) await until(body);
+    assert.equal(attempts.get("p-flaky"), 2);
+    assert.equal(attempts.get("p-a"), 1);
+    assert.equal(attempts.get("p-b"), 1);
+  });
+
+  test("stop() waits for the handlers already running with concurrency", {
+    timeout,
+  }, async (t) => {
+    const { bus, close } = await open();
+    t.after(close);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started = 0;
+    let finished = 0;
+    let bothStarted!: () => void;
+    const running = new Promise<void>((resolve) => {
+      bothStarted = resolve;
+    });
+    const consumer = bus.consume({
+      stream: "audit",
+      durable: "s-drain",
+      concurrency: 2,
+      handler: async () => {
+        if (++started === 2) bothStarted();
+        await gate;
+        finished++;
+      },
+    });
+    await publishText(bus, auditSubject("acme", "gateway"), "s1");
+    await publishText(bus, auditSubject("acme", "gateway"), "s2");
+    await running;
+    let stopResolved = false;
+    const stopping = consumer.stop().then(() => {
+      stopResolved = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(stopResolved, false, "stop waits while handlers run");
+    release();
+    await stopping;
+    assert.equal(finished, 2);
+  });
+
   test("subscribe delivers live messages matching NATS wildcards", { timeout }, async (t) => {
     const { bus, close } = await open();
     t.after(close);

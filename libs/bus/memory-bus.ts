@@ -163,8 +163,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       if (closed) throw new Error("bus closed");
       const streamState = state[consumeOptions.stream];
       const durable = durableState(consumeOptions.stream, consumeOptions.durable);
+      // `concurrency` workers share this subscription, like as many competing consumers.
+      const concurrency = Math.max(1, Math.floor(consumeOptions.concurrency ?? 1));
       let stopped = false;
-      let wakeSelf: (() => void) | undefined;
+      const sleeping = new Set<() => void>();
 
       /** Sleeps until a publish, a stop, or the earliest pending redelivery falls due. */
       const idle = (): Promise<void> =>
@@ -175,10 +177,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
           function done(): void {
             clearTimeout(timer);
             durable.waiters.delete(done);
-            wakeSelf = undefined;
+            sleeping.delete(done);
             resolve();
           }
-          wakeSelf = done;
+          sleeping.add(done);
           durable.waiters.add(done);
         });
 
@@ -210,13 +212,13 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
           }
         }
       };
-      const done = loop();
+      const done = Promise.all(Array.from({ length: concurrency }, loop)).then(() => {});
       const subscription: Subscription = {
         async stop() {
           if (stopped) return done;
           stopped = true;
           running.delete(subscription);
-          wakeSelf?.();
+          for (const wake of [...sleeping]) wake();
           await done;
         },
       };

@@ -36,6 +36,8 @@ export interface NatsBusOptions {
 
 /** How long the server waits for an ack before redelivering (a crashed or stuck worker). */
 const ackWaitMs = 30_000;
+/** JetStream's own default for max_ack_pending, kept unless a consumer needs more room. */
+const defaultMaxAckPending = 1000;
 /** Restart backoff of a failing consume loop: doubling from this, capped at maxRestartMs. */
 const firstRestartMs = 250;
 const maxRestartMs = 10_000;
@@ -53,6 +55,11 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
     servers: options.url,
     ...(options.name !== undefined && { name: options.name }),
     maxReconnectAttempts: -1,
+    // Without this nats.js builds two Error objects (stack traces included) per request,
+    // i.e. per JetStream publish, for the off chance that it fails: that was ~20% of a
+    // publisher's CPU in bench-ingest.ts. Errors keep their message; they lose the trace of
+    // where the request started.
+    noAsyncTraces: true,
   });
   try {
     const jsm = await jetstreamManager(nc);
@@ -74,7 +81,11 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
     }
   })();
 
-  async function ensureConsumer(stream: string, durable: string): Promise<void> {
+  async function ensureConsumer(
+    stream: string,
+    durable: string,
+    maxAckPending: number,
+  ): Promise<void> {
     const config = {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
@@ -82,6 +93,9 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
       // Never give up on a message: handlers are idempotent and the audit log must be whole.
       max_deliver: -1,
       deliver_policy: DeliverPolicy.All,
+      // Messages pulled ahead and messages being handled are both unacknowledged: room for
+      // both, or the server stops delivering until acks come back and handlers sit idle.
+      max_ack_pending: maxAckPending,
     };
     try {
       await jsm.consumers.add(stream, config);
@@ -90,6 +104,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
       await jsm.consumers.update(stream, durable, {
         ack_wait: config.ack_wait,
         max_deliver: config.max_deliver,
+        max_ack_pending: config.max_ack_pending,
       });
       log.debug({ err: error, stream, durable }, "updated existing consumer");
     }
@@ -117,7 +132,16 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
       if (closed) throw new Error("bus closed");
       const stream = mapper.streamName(consumeOptions.stream);
       const { durable, handler } = consumeOptions;
+      const concurrency = Math.max(1, Math.floor(consumeOptions.concurrency ?? 1));
+      const maxAckPending = Math.max(
+        defaultMaxAckPending,
+        concurrency + (consumeOptions.batch ?? 256),
+      );
       let stopped = false;
+      // Handlers started and not yet settled, and who waits for a slot or for all of them.
+      let active = 0;
+      let slotFree: (() => void) | undefined;
+      let allSettled: (() => void) | undefined;
       let messages: ConsumerMessages | undefined;
       const pause = new AbortController();
 
@@ -129,6 +153,8 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
         }
         try {
           await handler(fromJsMsg(m));
+          // Fire-and-forget (a publish to the reply subject, not ackAck's round trip): the
+          // handler has committed, and a lost ack only means one idempotent redelivery.
           m.ack();
         } catch (error) {
           const delay = redeliveryDelay(baseDelay, m.info.deliveryCount);
@@ -140,6 +166,38 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
         }
       };
 
+      /** Starts `m`'s handler without waiting for it; resolves once a slot is free again. */
+      const dispatch = (m: JsMsg): Promise<void> | undefined => {
+        active++;
+        void handle(m)
+          .catch((error: unknown) => {
+            // ack/nak only throw on a closed connection: the server redelivers after ack_wait.
+            log.warn({ err: error, stream, durable }, "bus ack failed");
+          })
+          .finally(() => {
+            active--;
+            const waiting = slotFree;
+            slotFree = undefined;
+            waiting?.();
+            if (active === 0) allSettled?.();
+          });
+        if (active < concurrency) return undefined;
+        return new Promise<void>((resolve) => {
+          slotFree = resolve;
+        });
+      };
+
+      /** Resolves when every dispatched handler has settled (acked or nak'ed). */
+      const settled = (): Promise<void> =>
+        active === 0
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              allSettled = () => {
+                allSettled = undefined;
+                resolve();
+              };
+            });
+
       // The restart loop: the consumer may vanish, the server restart, heartbeats go
       // missing; every such failure ends the iterator, and the loop starts it again.
       const loop = async (): Promise<void> => {
@@ -148,7 +206,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
           try {
             // After a failure the stream itself may be gone (deleted by an operator).
             if (failures > 0) await ensureStream(jsm, mapper, consumeOptions.stream);
-            await ensureConsumer(stream, durable);
+            await ensureConsumer(stream, durable, maxAckPending);
             const consumer = await js.consumers.get(stream, durable);
             if (stopped) break;
             const current = await consumer.consume({
@@ -157,9 +215,18 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
             messages = current;
             if (stopped) current.stop();
             void watchForLostConsumer(current);
-            for await (const m of current) {
-              await handle(m);
-              failures = 0;
+            try {
+              for await (const m of current) {
+                if (concurrency === 1) await handle(m);
+                else {
+                  const full = dispatch(m);
+                  if (full !== undefined) await full;
+                }
+                failures = 0;
+              }
+            } finally {
+              // stop() resolves only after the handlers it let start have finished.
+              await settled();
             }
             if (stopped) break;
             throw new Error("consumer iterator ended");

@@ -36,6 +36,14 @@ export interface ConsumeOptions {
   handler: (message: BusMessage) => Promise<void>;
   /** Messages fetched per pull (default 256). */
   batch?: number;
+  /**
+   * Handlers running at once for this consumer (default 1: one message at a time, in
+   * stream order). With N > 1 the consumer hands out the next message while up to N
+   * earlier ones are still being handled, each acknowledged when its own handler resolves,
+   * so completion order is not stream order. One consumer with concurrency N does the work
+   * of N competing consumers on the same durable with a single pull subscription.
+   */
+  concurrency?: number;
 }
 
 /** A running subscription or consumer. */

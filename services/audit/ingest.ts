@@ -39,9 +39,9 @@ export interface IngestOptions {
   /** How long the first message of a batch waits for company before it is written (default 5 ms). */
   lingerMs?: number;
   /**
-   * Workers on the audit stream's durable consumer (default 256). A bus consumer hands its
-   * handler one message at a time and waits for it, so a batch can only hold as many
-   * messages as there are workers waiting on it: this is what lets batches fill.
+   * Messages of the audit stream handled at once (default 256): the consumer's concurrency.
+   * Each handler holds its message until the batch it joined commits, so a batch can only
+   * hold as many messages as are in flight: this is what lets batches fill.
    */
   consumers?: number;
   /** Stands in for the wall clock (events without a time get the receive time). */
@@ -50,15 +50,15 @@ export interface IngestOptions {
 
 type Handler = (message: BusMessage) => Promise<void>;
 
-/** Workers on the change stream: admin changes arrive at human pace. */
-const changeConsumers = 4;
+/** Messages of the change stream handled at once: admin changes arrive at human pace. */
+const changeConcurrency = 4;
 /**
- * Messages each worker's pull fetches ahead, so its next message is there when it is free.
- * With the default 256 workers that is 2048 outstanding, more than JetStream's default
- * max_ack_pending (1000), which then bounds the messages in flight. 8 came out best in
- * bench-ingest.ts against 4/512 and 16/128, 32/64 (pull/workers).
+ * Largest pull: messages fetched ahead of the handlers, so the next one is there when a
+ * handler slot frees. Fetched-but-unhandled messages count against JetStream's
+ * max_ack_pending (default 1000) like the in-flight ones, so pull + concurrency should stay
+ * under it or the server stops delivering until acks come back.
  */
-const pullBatch = 8;
+const maxPullBatch = 512;
 
 /** The audit ingest: durable consumers of the audit and change streams writing to PostgreSQL. */
 export interface Ingest {
@@ -87,9 +87,8 @@ interface Waiting {
  * redelivery. So nothing is acked before it is committed (nothing lost) and a redelivered
  * event is skipped by the primary key (nothing doubled).
  *
- * A bus consumer awaits each handler before it takes the next message, so the ingest runs
- * many consumers on the same durable (competing consumers: the bus gives each message to one
- * of them) and their parked messages make up the batches.
+ * The consumer runs `consumers` handlers at once (ConsumeOptions.concurrency), so that many
+ * messages can be parked at a time, and they make up the batches.
  */
 export function createIngest(options: IngestOptions): Ingest {
   const { db, bus, log } = options;
@@ -228,15 +227,22 @@ export function createIngest(options: IngestOptions): Ingest {
     stats: () => ({ ...stats }),
     start() {
       if (subscriptions.length > 0) return;
-      const consume = (stream: "audit" | "change", count: number, handler: Handler) => {
-        for (let i = 0; i < count; i++) {
-          subscriptions.push(
-            bus.consume({ stream, durable: consumerNames[stream], handler, batch: pullBatch }),
-          );
-        }
+      // One pull subscription per stream with many handlers in flight, rather than many
+      // competing subscriptions each holding one message: one pull request stream to the
+      // server instead of hundreds, and full batches (measured in bench-ingest.ts).
+      const consume = (stream: "audit" | "change", concurrency: number, handler: Handler) => {
+        subscriptions.push(
+          bus.consume({
+            stream,
+            durable: consumerNames[stream],
+            handler,
+            concurrency,
+            batch: Math.min(concurrency, maxPullBatch),
+          }),
+        );
       };
       consume("audit", consumers, handleAudit);
-      consume("change", changeConsumers, handleChange);
+      consume("change", changeConcurrency, handleChange);
     },
     async stop() {
       const stopping = subscriptions.map((s) => s.stop());
