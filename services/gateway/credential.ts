@@ -104,7 +104,8 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       response = await vaultClient.resolveCredential({ name, origin });
     } catch (err) {
       const at = now();
-      if (previous !== undefined && at < previous.staleUntil) {
+      // A credential changed since (a version disabled as a kill switch) must not come back.
+      if (previous !== undefined && epoch === startEpoch && at < previous.staleUntil) {
         log.warn({ credential: name, err: errorName(err) }, "vault failed; using the cached lease");
         const freshUntil = Math.min(at + retryAfterErrorMs, previous.staleUntil);
         cache.set(key, { ...previous, freshUntil });
@@ -138,7 +139,8 @@ export function createCredentials(options: CredentialsOptions): Credentials {
       const key = `${name} ${upstream.origin}`;
       const entry = cache.get(key);
       if (entry !== undefined && now() < entry.freshUntil) return entry.value;
-      return flights.run(key, () => load(name, upstream.origin, key, entry));
+      // Keyed by epoch: a request after an invalidation never joins an older call.
+      return flights.run(`${epoch} ${key}`, () => load(name, upstream.origin, key, entry));
     },
     invalidateCredential(name) {
       epoch++;

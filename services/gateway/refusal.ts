@@ -62,6 +62,11 @@ export const refusals = {
   dotSegment: rejected("dot_segment", "dot segment in path"),
   backslash: rejected("backslash", "backslash in path"),
   badPercent: rejected("bad_percent_encoding", "malformed percent-encoding in path"),
+  nonCanonicalEscape: rejected(
+    "non_canonical_encoding",
+    "percent-encoding of an unreserved character, or lower-case hex, in path",
+  ),
+  semicolon: rejected("semicolon_in_path", "semicolon (path parameters) in path"),
   badCharacter: rejected("bad_character", "invalid character in request target"),
   missingUpstream: rejected("missing_upstream", "path must start with /{upstream}/"),
   badSlug: rejected("bad_upstream_slug", "invalid upstream slug in path"),

@@ -81,10 +81,14 @@ export function createUpstreamResolver(options: UpstreamResolverOptions): Upstre
   const now = options.now ?? Date.now;
   const bundles = createBoundedCache<string, TenantBundle>({ maxEntries: options.maxEntries });
   const flights = createSingleFlight<string, TenantBundle | Refusal>();
+  // Per-tenant invalidation counters plus one for clear(); the map is never emptied, so a
+  // counter can never fall back to a value an in-flight load already saw.
   const epochs = new Map<string, number>();
+  let generation = 0;
+  const epochOf = (tenant: string) => `${generation}.${epochs.get(tenant) ?? 0}`;
 
   async function load(tenant: string, previous: CacheEntry<TenantBundle> | undefined) {
-    const startEpoch = epochs.get(tenant) ?? 0;
+    const startEpoch = epochOf(tenant);
     let bundle: TenantBundle;
     let ttl: number;
     try {
@@ -93,7 +97,8 @@ export function createUpstreamResolver(options: UpstreamResolverOptions): Upstre
       ttl = Math.min(ttlMs(response.cacheTtl), maxTtlMs);
     } catch (err) {
       const at = now();
-      if (previous !== undefined && at < previous.staleUntil) {
+      // A bundle invalidated since (a policy or upstream change) must not come back as stale.
+      if (previous !== undefined && epochOf(tenant) === startEpoch && at < previous.staleUntil) {
         log.warn({ tenant, err: errorName(err) }, "policy bundle unavailable; using a stale one");
         previous.value.stale = true;
         bundles.set(tenant, {
@@ -106,7 +111,7 @@ export function createUpstreamResolver(options: UpstreamResolverOptions): Upstre
       log.warn({ tenant, err: errorName(err) }, "policy bundle unavailable");
       return refusals.policyUnavailable;
     }
-    if (ttl > 0 && (epochs.get(tenant) ?? 0) === startEpoch) {
+    if (ttl > 0 && epochOf(tenant) === startEpoch) {
       const freshUntil = now() + ttl;
       bundles.set(tenant, { value: bundle, freshUntil, staleUntil: freshUntil + staleIfErrorMs });
     }
@@ -122,14 +127,17 @@ export function createUpstreamResolver(options: UpstreamResolverOptions): Upstre
     resolve(tenant, slug) {
       const entry = bundles.get(tenant);
       if (entry !== undefined && now() < entry.freshUntil) return pick(entry.value, slug);
-      return flights.run(tenant, () => load(tenant, entry)).then((bundle) => pick(bundle, slug));
+      // Keyed by epoch: a request after an invalidation never joins an older load.
+      return flights
+        .run(`${epochOf(tenant)} ${tenant}`, () => load(tenant, entry))
+        .then((bundle) => pick(bundle, slug));
     },
     invalidateTenant(tenant) {
       epochs.set(tenant, (epochs.get(tenant) ?? 0) + 1);
       bundles.delete(tenant);
     },
     clear() {
-      epochs.clear();
+      generation++;
       bundles.clear();
     },
   };

@@ -167,6 +167,22 @@ describe("rewrite: removal", () => {
     assert.equal(out.has("expect"), false);
   });
 
+  test("drops method and URL overrides, so the upstream runs what policy evaluated", () => {
+    const overrides = [
+      "X-HTTP-Method-Override",
+      "X-HTTP-Method",
+      "X-Method-Override",
+      "X-Original-URL",
+      "X-Rewrite-URL",
+    ];
+    const raw = overrides.flatMap((name) => [
+      name,
+      name.includes("URL") ? "/admin/users" : "DELETE",
+    ]);
+    const out = headerMap(rewrite(inbound(raw), route, upstream, noCredential).headers);
+    for (const name of overrides) assert.equal(out.has(name.toLowerCase()), false, name);
+  });
+
   test("drops Content-Length of a chunked body, keeps it otherwise", () => {
     const raw = ["Content-Length", "5"];
     assert.deepEqual(

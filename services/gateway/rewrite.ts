@@ -28,8 +28,10 @@ export interface OutboundRequest {
 /**
  * Inbound headers that never reach an upstream besides the hop-by-hop ones: where the proxy
  * token travels, what the gateway sets itself from the connection (inbound values are
- * client-controlled and must not be trusted), and `expect` (Node already answered
- * `100-continue`; undici refuses the header).
+ * client-controlled and must not be trusted), `expect` (Node already answered
+ * `100-continue`; undici refuses the header), and the method and URL overrides that
+ * frameworks honour (Google APIs, Express method-override, IIS URL Rewrite, old Symfony):
+ * they would make the upstream run a method or path that policy never evaluated.
  */
 const dropped = new Set([
   "host",
@@ -41,6 +43,11 @@ const dropped = new Set([
   "tracestate",
   "x-request-id",
   "expect",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+  "x-original-url",
+  "x-rewrite-url",
 ]);
 
 /**

@@ -30,6 +30,8 @@ describe("route: normal paths", () => {
     const r = proxy("/api/v1/files/a%20b%2Bc.txt");
     assert.equal(r.path, "/v1/files/a%20b%2Bc.txt");
     assert.equal(r.query, "");
+    // Canonical escapes of non-ASCII bytes (upper-case hex) pass as they are.
+    assert.equal(proxy("/api/caf%C3%A9").path, "/caf%C3%A9");
   });
 
   test("a bare slug forwards to /", () => {
@@ -112,11 +114,19 @@ describe("route: rejections", () => {
     ["trailing dot-dot", "/api/v1/..", refusals.dotSegment],
     ["trailing dot-dot before query", "/api/v1/..?x=1", refusals.dotSegment],
     ["dot-dot as slug", "/../api", refusals.dotSegment],
-    ["encoded dot", "/api/%2e/x", refusals.dotSegment],
-    ["encoded dot-dot", "/api/%2e%2e/admin", refusals.dotSegment],
-    ["encoded dot-dot upper", "/api/%2E%2E/admin", refusals.dotSegment],
-    ["mixed dot-dot", "/api/.%2E/admin", refusals.dotSegment],
-    ["dot-dot with matrix params (Tomcat)", "/api/..;jsessionid=x/admin", refusals.dotSegment],
+    ["encoded dot", "/api/%2e/x", refusals.nonCanonicalEscape],
+    ["encoded dot-dot", "/api/%2e%2e/admin", refusals.nonCanonicalEscape],
+    ["encoded dot-dot upper", "/api/%2E%2E/admin", refusals.nonCanonicalEscape],
+    ["mixed dot-dot", "/api/.%2E/admin", refusals.nonCanonicalEscape],
+    ["dot-dot with matrix params (Tomcat)", "/api/..;jsessionid=x/admin", refusals.semicolon],
+    // Second spellings of /api/admin that upstreams decode but policy globs would not match.
+    ["encoded letter", "/api/%61dmin/users", refusals.nonCanonicalEscape],
+    ["encoded upper letter", "/api/%41dmin", refusals.nonCanonicalEscape],
+    ["encoded digit", "/api/v%31/x", refusals.nonCanonicalEscape],
+    ["encoded tilde", "/api/%7Euser", refusals.nonCanonicalEscape],
+    ["lower-case hex escape", "/api/caf%c3%a9", refusals.nonCanonicalEscape],
+    ["path parameter", "/api/admin;x/users", refusals.semicolon],
+    ["encoded path parameter", "/api/admin%3Bx/users", refusals.semicolon],
     ["backslash", "/api/v1\\admin", refusals.backslash],
     ["malformed escape", "/api/v1%zz", refusals.badPercent],
     ["truncated escape", "/api/v1%2", refusals.badPercent],

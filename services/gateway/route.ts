@@ -79,14 +79,16 @@ export function route(
   if (target.charCodeAt(0) !== SLASH) return refusals.absoluteForm;
   if (method === "TRACE" || method === "CONNECT") return refusals.methodNotAllowed;
 
-  // One pass over the path: segment boundaries, percent-escapes, dot segments.
+  // One pass over the path: segment boundaries, percent-escapes, dot segments. Policy
+  // matches the path's bytes as forwarded, so every spelling an upstream could read as the
+  // same path must be refused here: an upstream decodes `%61dmin` to `admin`, and Tomcat or
+  // Spring drop `;params` from a segment, either of which would walk past a deny rule.
   const length = target.length;
   let queryAt = -1;
   let slugEnd = -1;
   let segmentStart = 1;
-  let dots = 0; // dots (raw or %2e) in the current segment before any `;`
-  let other = false; // the current segment has something besides dots before any `;`
-  let params = false; // past a `;` in the current segment
+  let dots = 0; // dots in the current segment
+  let other = false; // the current segment has something besides dots
   for (let i = 1; i < length; i++) {
     const c = target.charCodeAt(i);
     if (c <= 0x20 || c >= 0x7f || c === HASH) return refusals.badCharacter;
@@ -101,24 +103,31 @@ export function route(
       segmentStart = i + 1;
       dots = 0;
       other = false;
-      params = false;
       continue;
     }
     if (c === BACKSLASH) return refusals.backslash;
-    let decoded = c;
+    if (c === SEMICOLON) return refusals.semicolon;
     if (c === PERCENT) {
-      const high = hexValue(target.charCodeAt(i + 1));
-      const low = hexValue(target.charCodeAt(i + 2));
+      const highCode = target.charCodeAt(i + 1);
+      const lowCode = target.charCodeAt(i + 2);
+      const high = hexValue(highCode);
+      const low = hexValue(lowCode);
       if (high < 0 || low < 0) return refusals.badPercent;
-      decoded = high * 16 + low;
+      const decoded = high * 16 + low;
       if (decoded === SLASH || decoded === BACKSLASH || decoded === 0) {
         return refusals.encodedSeparator;
       }
+      if (decoded === SEMICOLON) return refusals.semicolon;
+      // RFC 3986 §6.2.2: escapes use upper-case hex and never encode unreserved characters;
+      // anything else is a second spelling of a path that policy would not recognise.
+      if (isLowerHexLetter(highCode) || isLowerHexLetter(lowCode) || isUnreserved(decoded)) {
+        return refusals.nonCanonicalEscape;
+      }
       i += 2;
+      other = true;
+      continue;
     }
-    if (params) continue;
-    if (decoded === DOT) dots++;
-    else if (decoded === SEMICOLON) params = true;
+    if (c === DOT) dots++;
     else other = true;
   }
   const pathEnd = queryAt === -1 ? length : queryAt;
@@ -210,6 +219,24 @@ function tokenFromAuthorization(value: string): string {
   const scheme = value.slice(0, space).toLowerCase();
   if (scheme !== "bearer" && scheme !== "token") return "";
   return value.slice(space + 1).trim();
+}
+
+/** `a`-`f`: RFC 3986 normalizes percent-escapes to upper-case hex digits. */
+function isLowerHexLetter(code: number): boolean {
+  return code >= 0x61 && code <= 0x66;
+}
+
+/** RFC 3986 unreserved characters: ALPHA / DIGIT / "-" / "." / "_" / "~". */
+function isUnreserved(code: number): boolean {
+  return (
+    (code >= 0x41 && code <= 0x5a) ||
+    (code >= 0x61 && code <= 0x7a) ||
+    (code >= 0x30 && code <= 0x39) ||
+    code === 0x2d ||
+    code === DOT ||
+    code === 0x5f ||
+    code === 0x7e
+  );
 }
 
 function hexValue(c: number): number {

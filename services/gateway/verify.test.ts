@@ -208,6 +208,39 @@ describe("verify", () => {
     assert.equal(await v.verify(secretA), refusals.tokenServiceUnavailable);
   });
 
+  test("a revocation during a failing reload does not bring the stale verdict back", async () => {
+    const v = verifier({ maxTtlMs: 1_000, staleIfErrorMs: 5_000 });
+    await v.verify(secretA);
+    clock += 1_500; // past fresh: the next request reloads
+    answers.set(secretA, new Error("timeout"));
+    let open: () => void = () => {};
+    gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const reloading = v.verify(secretA);
+    v.invalidateToken(nameA); // the REVOKED event arrives while the reload is in flight
+    open();
+    assert.equal(await reloading, refusals.tokenServiceUnavailable);
+    gate = undefined;
+    assert.equal(await v.verify(secretA), refusals.tokenServiceUnavailable);
+  });
+
+  test("a request after an invalidation does not join a call that started before it", async () => {
+    const v = verifier();
+    let open: () => void = () => {};
+    gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const early = v.verify(secretA);
+    v.invalidateToken(nameA);
+    answers.set(secretA, { failure: VerifyFailure.REVOKED, cacheTtl: durationFromMs(60_000) });
+    const late = v.verify(secretA);
+    open();
+    await early;
+    assert.equal(await late, refusals.tokenRevoked);
+    assert.equal(calls.length, 2, "the later request made its own VerifyToken call");
+  });
+
   test("junk tokens fill the refusal cache without evicting valid verdicts", async () => {
     const v = verifier({ maxEntries: 10, maxNegativeEntries: 2 });
     await v.verify(secretA);

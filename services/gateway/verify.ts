@@ -122,7 +122,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       response = await tokenClient.verifyToken({ secret });
     } catch (err) {
       const at = now();
-      if (previous !== undefined && at < previous.staleUntil) {
+      // Stale data is only a fallback for an unchanged token: after an invalidation (a
+      // revocation, say) the previous verdict is exactly what must not come back.
+      if (previous !== undefined && epoch === startEpoch && at < previous.staleUntil) {
         log.warn({ err: errorName(err) }, "token service failed; using a stale verdict");
         const verdict = previous.value;
         if (verdict.kind === "token") verdict.stale = true;
@@ -165,8 +167,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
       // made-up token never reaches the token service.
       if (entry === undefined && parseTokenSecret(secret) === undefined)
         return refusals.tokenInvalid;
+      // Keyed by epoch too: a request arriving after an invalidation never joins a call that
+      // started before it and may carry the pre-invalidation answer.
       return flights
-        .run(key, () => load(secret, key, entry))
+        .run(`${epoch}:${key}`, () => load(secret, key, entry))
         .then((verdict) =>
           verdict.kind === "token" && now() >= verdict.expireAtMs ? refusals.tokenExpired : verdict,
         );
