@@ -1,33 +1,18 @@
-import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createAdminKeyStore, type Role } from "../libs/auth/index.ts";
 import { loadEnv, storageEnv } from "../libs/config/index.ts";
-import { type Db, migrate, openDb } from "../libs/db/index.ts";
+import { type Db, migrate } from "../libs/db/index.ts";
 import { UsageError } from "./admin.ts";
-import { lockDataDir } from "./data-dir-lock.ts";
-import { allMigrations } from "./run.ts";
+import { allMigrations, openStorage } from "./run.ts";
 
 async function withDb<T>(env: NodeJS.ProcessEnv, fn: (db: Db) => Promise<T>): Promise<T> {
-  const config = loadEnv(storageEnv, env);
-  if (config.LATCHKEY_DATABASE_URL) {
-    const db = await openDb({ url: config.LATCHKEY_DATABASE_URL });
-    try {
-      return await fn(db);
-    } finally {
-      await db.close();
-    }
-  }
-  const dataDir = resolve(config.LATCHKEY_DATA_DIR);
-  const release = lockDataDir(dataDir);
+  const stoppers: (() => Promise<void>)[] = [];
   try {
-    const db = await openDb({ dataDir: join(dataDir, "pg") });
-    try {
-      return await fn(db);
-    } finally {
-      await db.close();
-    }
+    const db = await openStorage(loadEnv(storageEnv, env), stoppers);
+    stoppers.push(() => db.close());
+    return await fn(db);
   } finally {
-    release();
+    for (const stop of stoppers.toReversed()) await stop();
   }
 }
 

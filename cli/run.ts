@@ -85,13 +85,19 @@ function stopOnSignals(log: Logger, stoppers: Stopper[]): void {
   process.once("SIGINT", () => void stop("SIGINT"));
 }
 
-/** Opens the database (PostgreSQL when a URL is set, else PGlite under the data dir). */
-async function openStorage(env: {
-  LATCHKEY_DATABASE_URL?: string;
-  LATCHKEY_DATA_DIR: string;
-}): Promise<Db> {
+/**
+ * Opens the database: PostgreSQL when a URL is set, else PGlite under the data directory,
+ * which this process then locks (see data-dir-lock.ts) until it stops.
+ */
+export async function openStorage(
+  env: { LATCHKEY_DATABASE_URL?: string; LATCHKEY_DATA_DIR: string },
+  stoppers: Stopper[],
+): Promise<Db> {
   if (env.LATCHKEY_DATABASE_URL) return openDb({ url: env.LATCHKEY_DATABASE_URL });
-  return openDb({ dataDir: join(resolve(env.LATCHKEY_DATA_DIR), "pg") });
+  const dataDir = resolve(env.LATCHKEY_DATA_DIR);
+  const release = lockDataDir(dataDir);
+  stoppers.push(async () => release());
+  return openDb({ dataDir: join(dataDir, "pg") });
 }
 
 /** Builds one service component from its dependencies and parsed environment. */
@@ -176,7 +182,7 @@ async function startServices(
   },
 ) {
   const config = loadEnv({ ...commonEnv, ...storageEnv }, env);
-  const db = await openStorage(config);
+  const db = await openStorage(config, stoppers);
   stoppers.push(() => db.close());
   const bus = await openBus({
     url: config.LATCHKEY_NATS_URL,
@@ -328,7 +334,7 @@ async function runAll(env: NodeJS.ProcessEnv, log: Logger, stoppers: Stopper[]):
     adminKey: config.LATCHKEY_ADMIN_KEY,
     tokenPepper: loadEnv(tokenConfig.tokenEnv, env).LATCHKEY_TOKEN_PEPPER,
     vaultKek: vaultConfig.loadConfig(env).LATCHKEY_VAULT_KEK?.toString("base64"),
-    gatewayKey: env.LATCHKEY_GATEWAY_KEY,
+    gatewayKey: loadEnv(commonEnv, env).LATCHKEY_GATEWAY_KEY,
   });
   const services = await startServices(["token", "policy", "vault", "audit"], env, log, stoppers, {
     port: config.LATCHKEY_RPC_PORT,

@@ -37,7 +37,7 @@ test("embedded mode: the proxy scenario end to end, and data survives a restart"
     // A second instance on the same data directory must refuse to open the embedded database.
     await assert.rejects(
       startLatchkey(["run", "all"], env, ["rpc", "gateway"]),
-      /is in use by another latchkey process \(pid \d+\)/,
+      /is in use by another latchkey process \(pid \d+ on /,
     );
     const result = await runProxyScenario(target(first.urls));
     t.diagnostic(`revocation visible at the gateway after ${result.revokedAfterMs.toFixed(1)} ms`);
