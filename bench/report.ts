@@ -166,13 +166,15 @@ export function buildRows(options: {
     const direct = byKey.get(key(options.directName, row.route));
     const bare = byKey.get(key(options.bareName, row.route));
     const nginx = byKey.get(key(options.nginxName, row.route));
+    // Added latency only against direct at the same open-loop rate (see RunningTarget.openRate).
+    const sameRate = row.open !== undefined && row.open.rate === direct?.open?.rate;
     row.ratios = {
       rpsVsDirect: ratio(row.closed?.rps, direct?.closed?.rps),
       rpsVsBare: ratio(row.closed?.rps, bare?.closed?.rps),
       rpsVsNginx: ratio(row.closed?.rps, nginx?.closed?.rps),
-      addedP50Ms: diff(row.open?.p50Ms, direct?.open?.p50Ms),
-      addedP99Ms: diff(row.open?.p99Ms, direct?.open?.p99Ms),
-      addedP999Ms: diff(row.open?.p999Ms, direct?.open?.p999Ms),
+      addedP50Ms: sameRate ? diff(row.open?.p50Ms, direct?.open?.p50Ms) : undefined,
+      addedP99Ms: sameRate ? diff(row.open?.p99Ms, direct?.open?.p99Ms) : undefined,
+      addedP999Ms: sameRate ? diff(row.open?.p999Ms, direct?.open?.p999Ms) : undefined,
     };
   }
   return rows;
@@ -220,7 +222,7 @@ export function formatTable(
     fixed(r.ratios.rpsVsNginx, 2),
     fixed(r.closed?.p50Ms, 2),
     fixed(r.closed?.p99Ms, 2),
-    `${r.open?.nearSaturation ? "*" : ""}${fixed(r.open?.p50Ms, 3)}`,
+    `${r.open?.nearSaturation ? "*" : ""}${r.open !== undefined && r.open.rate !== openRate ? `(@${r.open.rate}/s) ` : ""}${fixed(r.open?.p50Ms, 3)}`,
     fixed(r.open?.p99Ms, 3),
     fixed(r.open?.p999Ms, 3),
     signed(r.ratios.addedP50Ms),
@@ -241,6 +243,11 @@ export function formatTable(
   if (rows.some((r) => r.open?.nearSaturation)) {
     notes.push(
       `* open-loop rate above ${SATURATION_SHARE * 100}% of that row's closed-loop req/s: its latency is mostly queueing.`,
+    );
+  }
+  if (rows.some((r) => r.open !== undefined && r.open.rate !== openRate)) {
+    notes.push(
+      `(@N/s): that row's open loop ran at N req/s, its capacity being below ${openRate} req/s; no added latency is computed for it.`,
     );
   }
   notes.push(

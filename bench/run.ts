@@ -152,7 +152,7 @@ function openSpec(
     headers: { ...running.headers, ...route.headers },
     headerRotation: running.headerRotation,
     durationS: config.openDurationS,
-    rate: config.openRate,
+    rate: Math.min(running.openRate ?? config.openRate, config.openRate),
     maxConnections: 64,
     spin,
   };
@@ -299,6 +299,12 @@ async function main(): Promise<number> {
 
     for (const provider of extraSections) {
       if (config.sections !== undefined && !config.sections.includes(provider.id)) continue;
+      if (config.sections === undefined && config.quick && !provider.inQuick) {
+        const reason = "not in --quick (name it with --sections to include it)";
+        skipped.push({ target: `section ${provider.id}`, reason });
+        log(`skip section ${provider.id}: ${reason}`);
+        continue;
+      }
       const skip = await provider.skipReason?.();
       if (skip !== undefined) {
         skipped.push({ target: `section ${provider.id}`, reason: skip });

@@ -42,6 +42,13 @@ export interface RunningTarget {
    */
   headerRotation?: ReadonlyArray<Record<string, string>>;
   /**
+   * Open-loop rate for this row when it cannot sustain the harness's `--rate` (its
+   * closed-loop capacity is below it, so a fixed timetable at that rate only measures an
+   * ever-growing queue and ends in timeouts). The table marks such rows; their added latency
+   * over direct is then against direct at a different rate and is left out.
+   */
+  openRate?: number;
+  /**
    * Pids whose RSS counts as this target's memory (e.g. nginx master + workers, the gateway
    * processes). Called at every sample so targets whose workers come and go stay accurate.
    * Return [] when there is no process of the target's own (the direct row).
