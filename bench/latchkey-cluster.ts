@@ -3,10 +3,11 @@
  * and cluster mode (`latchkey migrate`, then `latchkey run token|policy|vault|audit` and one
  * or more `latchkey run gateway`, each its own OS process, on PostgreSQL and NATS).
  */
-import { randomBytes } from "node:crypto";
+
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { generateAdminKey } from "../libs/auth/index.ts";
+import { clusterEnv } from "../test/fixtures/cluster-env.ts";
 import {
   type AdminClients,
   adminClients,
@@ -86,20 +87,7 @@ export async function startCluster(
 ): Promise<Installation> {
   const storage: ClusterStorage = await createClusterStorage();
   const adminKey = generateAdminKey();
-  const env: Record<string, string> = {
-    LATCHKEY_DATABASE_URL: storage.databaseUrl,
-    LATCHKEY_NATS_URL: storage.natsUrl,
-    LATCHKEY_NATS_NAMESPACE: storage.namespace,
-    LATCHKEY_GATEWAY_KEY: randomBytes(32).toString("base64url"),
-    LATCHKEY_TOKEN_PEPPER: randomBytes(32).toString("base64url"),
-    LATCHKEY_VAULT_KEK: randomBytes(32).toString("base64"),
-    LATCHKEY_ADMIN_KEY: adminKey,
-    LATCHKEY_TOKEN_PORT: "0",
-    LATCHKEY_POLICY_PORT: "0",
-    LATCHKEY_VAULT_PORT: "0",
-    LATCHKEY_AUDIT_PORT: "0",
-    LATCHKEY_GATEWAY_PORT: "0",
-  };
+  const env = clusterEnv(storage, adminKey);
   const processes: LatchkeyChild[] = [];
   const stopAll = async () => {
     // Gateways first (they call the services), then the services; in parallel within each.

@@ -6,6 +6,7 @@
  * Everything here goes through the same doors a user does: the `latchkey` CLI as a separate
  * OS process, and the generated Connect clients over gRPC with an admin key.
  */
+
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,6 +21,7 @@ import { streams } from "../libs/bus/types.ts";
 import { Effect, PolicyService } from "../libs/gen/latchkey/policy/v1/policy_pb.js";
 import { TokenService } from "../libs/gen/latchkey/token/v1/token_pb.js";
 import { VaultService } from "../libs/gen/latchkey/vault/v1/vault_pb.js";
+import { natsAnswers, postgresAnswers } from "../test/fixtures/probes.ts";
 import { type Child, startChild } from "./child.ts";
 import type { Upstream } from "./upstream.ts";
 
@@ -224,37 +226,11 @@ export function tokenHeader(secret: string): Record<string, string> {
   return { authorization: `Bearer ${secret}` };
 }
 
-/** True when a PostgreSQL server answers a query at `url` within 2 s. */
-export async function postgresAnswers(url = BENCH_POSTGRES_URL): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-  client.on("error", () => {});
-  try {
-    await client.connect();
-    await client.query("select 1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-/** True when a NATS server accepts a connection at `url` within 2 s. */
-export async function natsAnswers(url = BENCH_NATS_URL): Promise<boolean> {
-  try {
-    const nc = await connect({ servers: url, timeout: 2000, reconnect: false });
-    await nc.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Why cluster mode cannot run here, or undefined when PostgreSQL and NATS both answer. */
 export async function clusterSkipReason(): Promise<string | undefined> {
-  if (!(await postgresAnswers()))
+  if (!(await postgresAnswers(BENCH_POSTGRES_URL)))
     return `PostgreSQL not reachable at ${redact(BENCH_POSTGRES_URL)} (set LATCHKEY_BENCH_DATABASE_URL)`;
-  if (!(await natsAnswers()))
+  if (!(await natsAnswers(BENCH_NATS_URL)))
     return `NATS not reachable at ${BENCH_NATS_URL} (set LATCHKEY_BENCH_NATS_URL)`;
   return undefined;
 }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { generateAdminKey } from "../../libs/auth/index.ts";
+import { clusterEnv } from "../fixtures/cluster-env.ts";
 import { type LatchkeyProcess, startLatchkey } from "../fixtures/processes.ts";
 import { runProxyScenario } from "../fixtures/scenario.ts";
 import { skipUnless, testBus, testDatabase } from "../fixtures/services.ts";
@@ -20,20 +20,10 @@ test("cluster mode: five processes on PostgreSQL and NATS, end to end", {
   const nats = await testBus();
   const processes: LatchkeyProcess[] = [];
   const adminKey = generateAdminKey();
-  const env = {
-    LATCHKEY_DATABASE_URL: database.url,
-    LATCHKEY_NATS_URL: nats.url,
-    LATCHKEY_NATS_NAMESPACE: nats.namespace,
-    LATCHKEY_GATEWAY_KEY: randomBytes(32).toString("base64url"),
-    LATCHKEY_TOKEN_PEPPER: randomBytes(32).toString("base64url"),
-    LATCHKEY_VAULT_KEK: randomBytes(32).toString("base64"),
-    LATCHKEY_ADMIN_KEY: adminKey,
-    LATCHKEY_TOKEN_PORT: "0",
-    LATCHKEY_POLICY_PORT: "0",
-    LATCHKEY_VAULT_PORT: "0",
-    LATCHKEY_AUDIT_PORT: "0",
-    LATCHKEY_GATEWAY_PORT: "0",
-  };
+  const env = clusterEnv(
+    { databaseUrl: database.url, natsUrl: nats.url, namespace: nats.namespace },
+    adminKey,
+  );
   try {
     // `latchkey migrate` as a deployment would run it (a Kubernetes Job) before the services.
     const migrated = await promisify(execFile)(process.execPath, [cli, "migrate"], {
