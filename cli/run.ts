@@ -200,10 +200,12 @@ async function startServices(
   const adminKeys = createAdminKeyStore(db);
   const bootstrapKey = options.bootstrapKey ?? config.LATCHKEY_ADMIN_KEY;
   if (bootstrapKey) await adminKeys.bootstrap(bootstrapKey);
-  const authenticate = createAuthenticator({
-    adminKeys,
-    gatewayKey: options.gatewayKey ?? config.LATCHKEY_GATEWAY_KEY,
-  });
+  const gatewayKey = options.gatewayKey ?? config.LATCHKEY_GATEWAY_KEY;
+  if (!gatewayKey && names.some((name) => name !== "audit")) {
+    // Not fatal (admin calls still work), but every gateway call would be refused.
+    log.warn("LATCHKEY_GATEWAY_KEY is not set: gateways cannot call this service");
+  }
+  const authenticate = createAuthenticator({ adminKeys, gatewayKey });
   const components = names.map((name) =>
     createComponent(name, { db, bus, log }, env, options.secrets),
   );
