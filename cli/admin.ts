@@ -12,10 +12,11 @@ import { AuditService } from "../libs/gen/latchkey/audit/v1/audit_pb.js";
 import { AuditEventSchema } from "../libs/gen/latchkey/events/v1/events_pb.js";
 import {
   PolicyService,
+  PolicySetSchema,
   PutPolicySetRequestSchema,
   UpstreamSchema,
 } from "../libs/gen/latchkey/policy/v1/policy_pb.js";
-import { TokenService } from "../libs/gen/latchkey/token/v1/token_pb.js";
+import { TokenSchema, TokenService } from "../libs/gen/latchkey/token/v1/token_pb.js";
 import {
   type InjectionScheme,
   InjectionSchemeSchema,
@@ -299,7 +300,6 @@ const token: Record<string, Handler> = {
   },
   async get(args) {
     const [name] = positional(args, 1, "token get <tenants/T/tokens/ID>");
-    const { TokenSchema } = await import("../libs/gen/latchkey/token/v1/token_pb.js");
     const res = await adminClient(TokenService, "token").getToken({ name });
     print(TokenSchema, res.token ?? create(TokenSchema));
   },
@@ -310,7 +310,6 @@ const token: Record<string, Handler> = {
       options: { all: { type: "boolean", default: false } },
     });
     const [tenant] = positional(positionals, 1, "token list <tenant> [--all]");
-    const { TokenSchema } = await import("../libs/gen/latchkey/token/v1/token_pb.js");
     const res = await adminClient(TokenService, "token").listTokens({
       parent: `tenants/${tenant}`,
       pageSize: 1000,
@@ -344,13 +343,11 @@ const policy: Record<string, Handler> = {
       JSON.parse(readFileSync(values.file, "utf8")),
     );
     request.parent = `tenants/${tenant}`;
-    const { PolicySetSchema } = await import("../libs/gen/latchkey/policy/v1/policy_pb.js");
     const res = await adminClient(PolicyService, "policy").putPolicySet(request);
     print(PolicySetSchema, res.policySet ?? create(PolicySetSchema));
   },
   async get(args) {
     const [tenant] = positional(args, 1, "policy get <tenant>");
-    const { PolicySetSchema } = await import("../libs/gen/latchkey/policy/v1/policy_pb.js");
     const res = await adminClient(PolicyService, "policy").getPolicySet({
       name: `tenants/${tenant}/policySet`,
     });
