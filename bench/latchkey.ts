@@ -14,14 +14,15 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
-import pg from "pg";
-import { streams } from "../libs/bus/types.ts";
 import { Effect, PolicyService } from "../libs/gen/latchkey/policy/v1/policy_pb.js";
 import { TokenService } from "../libs/gen/latchkey/token/v1/token_pb.js";
 import { VaultService } from "../libs/gen/latchkey/vault/v1/vault_pb.js";
-import { natsAnswers, postgresAnswers } from "../test/fixtures/probes.ts";
+import {
+  deleteNamespaceStreams,
+  natsAnswers,
+  postgresAnswers,
+  runMaintenance,
+} from "../test/fixtures/servers.ts";
 import { type Child, startChild } from "./child.ts";
 import type { Upstream } from "./upstream.ts";
 
@@ -249,22 +250,11 @@ export interface ClusterStorage {
   drop(): Promise<void>;
 }
 
-async function maintenance(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: BENCH_POSTGRES_URL });
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 /** Creates `latchkey_bench_<random>` on the bench PostgreSQL and a unique NATS namespace. */
 export async function createClusterStorage(): Promise<ClusterStorage> {
   const suffix = randomBytes(5).toString("hex");
   const name = `latchkey_bench_${suffix}`;
-  await maintenance(`create database ${name}`);
+  await runMaintenance(BENCH_POSTGRES_URL, `create database ${name}`);
   const url = new URL(BENCH_POSTGRES_URL);
   url.pathname = `/${name}`;
   const namespace = `bench${suffix}`;
@@ -273,21 +263,11 @@ export async function createClusterStorage(): Promise<ClusterStorage> {
     natsUrl: BENCH_NATS_URL,
     namespace,
     async drop() {
-      await maintenance(`drop database if exists ${name} with (force)`).catch(() => {});
+      await runMaintenance(
+        BENCH_POSTGRES_URL,
+        `drop database if exists ${name} with (force)`,
+      ).catch(() => {});
       await deleteNamespaceStreams(BENCH_NATS_URL, namespace).catch(() => {});
     },
   };
-}
-
-/** Deletes the streams a namespaced bus created (`<STREAM>_<NAMESPACE>`). */
-export async function deleteNamespaceStreams(url: string, namespace: string): Promise<void> {
-  const nc = await connect({ servers: url, reconnect: false });
-  try {
-    const jsm = await jetstreamManager(nc);
-    for (const stream of Object.values(streams)) {
-      await jsm.streams.delete(`${stream.name}_${namespace.toUpperCase()}`).catch(() => false);
-    }
-  } finally {
-    await nc.close();
-  }
 }
