@@ -33,7 +33,7 @@ export interface Installation {
 
 /** Options shared by both modes. */
 export interface InstallationOptions {
-  /** Cores for every Latchkey process (the server cores of the plan). */
+  /** Cores for the process(es) serving requests: the embedded process, or the gateways (the server cores of the plan). */
   cores: string | undefined;
   /** Extra environment for the gateway (e.g. LATCHKEY_GATEWAY_VERIFY_CACHE_MAX_MS). */
   gatewayEnv?: Record<string, string>;
@@ -98,9 +98,13 @@ export async function startCluster(
   };
   try {
     await runLatchkey(["migrate"], env);
+    // The services are the control plane and the audit pipeline, which a deployment runs
+    // beside the gateways rather than on their cores: unpinned, like PostgreSQL and NATS, so
+    // the row measures the gateway process against the bare proxy process (their CPU shows
+    // in the `other CPU` column).
     const services = await Promise.all(
       (["token", "policy", "vault", "audit"] as const).map((name) =>
-        startLatchkey(["run", name], env, ["rpc"], { cores: options.cores }),
+        startLatchkey(["run", name], env, ["rpc"]),
       ),
     );
     processes.push(...services);

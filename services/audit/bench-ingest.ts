@@ -3,7 +3,8 @@
  * audit component moves them into PostgreSQL. A script that prints figures, not a test.
  *
  *   node services/audit/bench-ingest.ts [--count 100000] [--nats nats://127.0.0.1:4222]
- *     [--database postgres://postgres@127.0.0.1:5432/latchkey_bench]
+ *     [--database postgres://postgres@127.0.0.1:5432/latchkey_bench] [--events-per-message 256]
+ *     [--batch-size N] [--consumers N] [--linger-ms N]
  *
  * Two phases, each with `count` events of one fresh tenant, on a fresh bus namespace:
  * - backlog: everything is published first, then the ingest starts; its drain rate is the
@@ -23,7 +24,7 @@ import { migrate, openDb } from "../../libs/db/index.ts";
 import type { Db } from "../../libs/db/types.ts";
 import { createLogger } from "../../libs/log/index.ts";
 import { createAuditComponent, migrations } from "./component.ts";
-import { auditBytes, gatewayEvent } from "./event-fixtures.ts";
+import { auditBatchBytes, gatewayEvent } from "./event-fixtures.ts";
 import { countEvents } from "./store.ts";
 
 /** Options for measureIngest. */
@@ -37,7 +38,9 @@ export interface MeasureIngestOptions {
   batchSize?: number;
   consumers?: number;
   lingerMs?: number;
-  /** Publishes in flight at once (default 1000). */
+  /** Events per published message (default 256: a gateway at ~5,000 requests/s flushing every 50 ms). */
+  eventsPerMessage?: number;
+  /** Messages in flight at once (default 8). */
   publishWindow?: number;
   /** Gives up when the ingest has not finished after this long (default 10 minutes). */
   timeoutMs?: number;
@@ -69,7 +72,8 @@ export interface IngestMeasurement {
  */
 export async function measureIngest(options: MeasureIngestOptions): Promise<IngestMeasurement> {
   const count = options.count ?? 100_000;
-  const window = options.publishWindow ?? 1000;
+  const perMessage = options.eventsPerMessage ?? 256;
+  const window = options.publishWindow ?? 8;
   const timeoutMs = options.timeoutMs ?? 600_000;
   const namespace = `bench${randomBytes(5).toString("hex")}`;
   const log = createLogger({ component: "bench-ingest", level: "warn" });
@@ -91,7 +95,7 @@ export async function measureIngest(options: MeasureIngestOptions): Promise<Inge
     // Backlog: publish with the ingest stopped, then time the drain.
     const backlogTenant = `bench-${randomBytes(4).toString("hex")}`;
     tenants.push(backlogTenant);
-    const published = await publishEvents(bus, backlogTenant, count, window);
+    const published = await publishEvents(bus, backlogTenant, count, perMessage, window);
     const drainStart = performance.now();
     await component.start();
     await waitForRows(db, backlogTenant, count, timeoutMs);
@@ -101,7 +105,7 @@ export async function measureIngest(options: MeasureIngestOptions): Promise<Inge
     const liveTenant = `bench-${randomBytes(4).toString("hex")}`;
     tenants.push(liveTenant);
     const liveStart = performance.now();
-    await publishEvents(bus, liveTenant, count, window);
+    await publishEvents(bus, liveTenant, count, perMessage, window);
     const lastPublish = performance.now();
     await waitForRows(db, liveTenant, count, timeoutMs);
     const liveEnd = performance.now();
@@ -131,25 +135,30 @@ export async function measureIngest(options: MeasureIngestOptions): Promise<Inge
   }
 }
 
-/** Publishes `count` gateway events for `tenant`, `window` at a time. */
+/**
+ * Publishes `count` gateway events for `tenant` as the gateway does, in AuditEventBatch
+ * messages of `perMessage` events, `window` messages in flight.
+ */
 async function publishEvents(
   bus: Bus,
   tenant: string,
   count: number,
+  perMessage: number,
   window: number,
 ): Promise<{ seconds: number }> {
   const started = performance.now();
-  const subject = auditSubject(tenant, "gateway_request");
+  const subject = auditSubject(tenant, "request");
   const token = `tenants/${tenant}/tokens/tok_01jd4k0000000000000000000a`;
   let next = 0;
   const worker = async () => {
     while (next < count) {
-      next++;
-      const event = gatewayEvent({ tenant, token });
-      await bus.publish(subject, auditBytes(event), { msgId: event.id });
+      const size = Math.min(perMessage, count - next);
+      next += size;
+      const events = Array.from({ length: size }, () => gatewayEvent({ tenant, token }));
+      await bus.publish(subject, auditBatchBytes(...events), { msgId: events[0]?.id ?? "" });
     }
   };
-  await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
+  await Promise.all(Array.from({ length: window }, worker));
   return { seconds: (performance.now() - started) / 1000 };
 }
 
@@ -218,6 +227,7 @@ if (import.meta.main) {
       "batch-size": { type: "string" },
       consumers: { type: "string" },
       "linger-ms": { type: "string" },
+      "events-per-message": { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
@@ -235,6 +245,7 @@ if (import.meta.main) {
     batchSize: optional("batch-size", values["batch-size"]),
     consumers: optional("consumers", values.consumers),
     lingerMs: optional("linger-ms", values["linger-ms"]),
+    eventsPerMessage: optional("events-per-message", values["events-per-message"]),
   });
   if (values.json) {
     console.log(JSON.stringify(result));

@@ -12,7 +12,7 @@ import { createInProcessTransport } from "../../libs/rpc/index.ts";
 import { skipUnless, testBus, testDatabase } from "../../test/fixtures/services.ts";
 import { type AuditComponent, createAuditComponent, migrations } from "./component.ts";
 import {
-  auditBytes,
+  auditBatchBytes,
   captureLog,
   changeBytes,
   changeEvent,
@@ -80,7 +80,7 @@ for (const busUnderTest of buses) {
         }),
       );
     const publish = (event: AuditEvent, msgId = event.id) =>
-      bus.publish(auditSubject(event.tenant, "gateway_request"), auditBytes(event), { msgId });
+      bus.publish(auditSubject(event.tenant, "gateway_request"), auditBatchBytes(event), { msgId });
     const listed = async (tenant: string) =>
       (await client().listEvents({ parent: `tenants/${tenant}` })).events;
 

@@ -19,9 +19,9 @@ export interface AuditComponentOptions {
   db: Db;
   bus: Bus;
   log: Logger;
-  /** Events per INSERT (LATCHKEY_AUDIT_BATCH_SIZE, default 128). */
+  /** Events per INSERT (LATCHKEY_AUDIT_BATCH_SIZE, default 512). */
   batchSize?: number;
-  /** Workers on the audit stream (LATCHKEY_AUDIT_CONSUMERS, default 256). */
+  /** Audit-stream messages handled at once (LATCHKEY_AUDIT_CONSUMERS, default 16). */
   consumers?: number;
   /** Linger of a batch in ms (LATCHKEY_AUDIT_BATCH_LINGER_MS, default 5). */
   lingerMs?: number;

@@ -6,7 +6,8 @@ import { loadConfig } from "./config.ts";
 test("audit config has working defaults", () => {
   const config = loadConfig({});
   assert.equal(config.LATCHKEY_AUDIT_PORT, 7004);
-  assert.ok(config.LATCHKEY_AUDIT_CONSUMERS >= config.LATCHKEY_AUDIT_BATCH_SIZE);
+  assert.equal(config.LATCHKEY_AUDIT_BATCH_SIZE, 512);
+  assert.equal(config.LATCHKEY_AUDIT_CONSUMERS, 16);
   assert.equal(config.LATCHKEY_AUDIT_BATCH_LINGER_MS, 5);
   assert.equal(config.LATCHKEY_AUDIT_STREAM_BUFFER, 1000);
 });

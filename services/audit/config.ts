@@ -7,13 +7,13 @@ export const auditEnv = {
   /** Port of the AuditService (Connect, gRPC and gRPC-Web) when run on its own. */
   LATCHKEY_AUDIT_PORT: port(7004),
   /** Events written per INSERT by the ingest; a full batch is written at once. */
-  LATCHKEY_AUDIT_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(128),
+  LATCHKEY_AUDIT_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(512),
   /**
-   * Parallel workers on the audit stream's durable consumer. Each holds one message until
-   * its batch commits, so this bounds how full a batch can get: keep it at least twice
-   * LATCHKEY_AUDIT_BATCH_SIZE so one batch fills while the previous one is written.
+   * Audit-stream messages handled at once by the durable consumer. Each holds its message
+   * (a gateway's batch of up to a few hundred events) until all its events are committed, so
+   * this bounds how many events are parked for the next INSERTs.
    */
-  LATCHKEY_AUDIT_CONSUMERS: z.coerce.number().int().min(1).max(10_000).default(256),
+  LATCHKEY_AUDIT_CONSUMERS: z.coerce.number().int().min(1).max(10_000).default(16),
   /** Milliseconds the first event of a batch waits for more before the batch is written. */
   LATCHKEY_AUDIT_BATCH_LINGER_MS: millis(5),
   /** Events buffered per StreamEvents call for a slow client before it is cut off. */

@@ -1,6 +1,7 @@
 import { Writable } from "node:stream";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { encodeAuditEventBatch } from "../../libs/bus/audit-batch.ts";
 import {
   type AuditEvent,
   AuditEventSchema,
@@ -70,6 +71,11 @@ export function changeEvent(
 /** The binary payload of an AuditEvent. */
 export function auditBytes(event: AuditEvent): Uint8Array {
   return toBinary(AuditEventSchema, event);
+}
+
+/** The binary payload of an audit-stream message: an AuditEventBatch of `events`. */
+export function auditBatchBytes(...events: AuditEvent[]): Uint8Array {
+  return encodeAuditEventBatch(events.map(auditBytes));
 }
 
 /** The binary payload of a ChangeEvent. */

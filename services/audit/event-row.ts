@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { MalformedBatchError, splitAuditEventBatch } from "../../libs/bus/audit-batch.ts";
 import {
   type AuditEvent,
   AuditEventSchema,
@@ -48,8 +49,8 @@ const maxTextLength = 512;
 const maxSeconds = 253402300800n;
 
 /**
- * Decodes an audit-stream payload (a binary AuditEvent) into a row, keeping the original
- * bytes. Throws MalformedEventError when it cannot be recorded.
+ * Decodes one binary AuditEvent (an element of an audit-stream batch) into a row, keeping
+ * the original bytes. Throws MalformedEventError when it cannot be recorded.
  */
 export function auditPayloadToRow(data: Uint8Array, receivedAt: Date): EventRow {
   let event: AuditEvent;
@@ -65,6 +66,43 @@ export function auditPayloadToRow(data: Uint8Array, receivedAt: Date): EventRow 
     return eventToRow(event, toBinary(AuditEventSchema, event));
   }
   return eventToRow(event, data);
+}
+
+/** The rows of an audit-stream message, and why any of its events could not be recorded. */
+export interface DecodedBatch {
+  rows: EventRow[];
+  /** One reason per event left out (never payload contents). */
+  malformed: string[];
+}
+
+/**
+ * Decodes an audit-stream payload (a binary AuditEventBatch) into rows, one per event, each
+ * keeping its event's original bytes. An event that cannot be recorded is left out with its
+ * reason, so one bad event never costs its batch-mates; a payload that is not a batch at all
+ * throws MalformedEventError.
+ */
+export function auditBatchToRows(data: Uint8Array, receivedAt: Date): DecodedBatch {
+  let events: Uint8Array[];
+  try {
+    events = splitAuditEventBatch(data);
+  } catch (err) {
+    if (err instanceof MalformedBatchError)
+      throw new MalformedEventError(
+        `payload is not a latchkey.events.v1.AuditEventBatch: ${err.message}`,
+      );
+    throw err;
+  }
+  if (events.length === 0) throw new MalformedEventError("batch has no events");
+  const decoded: DecodedBatch = { rows: [], malformed: [] };
+  for (const event of events) {
+    try {
+      decoded.rows.push(auditPayloadToRow(event, receivedAt));
+    } catch (err) {
+      if (!(err instanceof MalformedEventError)) throw err;
+      decoded.malformed.push(err.message);
+    }
+  }
+  return decoded;
 }
 
 /**

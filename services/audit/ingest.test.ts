@@ -4,11 +4,11 @@ import { after, before, describe, test } from "node:test";
 import { createMemoryBus } from "../../libs/bus/index.ts";
 import type { BusMessage } from "../../libs/bus/types.ts";
 import type { Db } from "../../libs/db/types.ts";
-import { GatewayDecision } from "../../libs/gen/latchkey/events/v1/events_pb.js";
+import { type AuditEvent, GatewayDecision } from "../../libs/gen/latchkey/events/v1/events_pb.js";
 import { skipUnless, testDatabase } from "../../test/fixtures/services.ts";
 import { migrations } from "./component.ts";
 import {
-  auditBytes,
+  auditBatchBytes,
   captureLog,
   changeBytes,
   changeEvent,
@@ -42,7 +42,7 @@ describe("audit ingest", { skip: await skipUnless("postgres") }, () => {
     const { ingest } = ingestWith();
     const tenant = tenantName();
     const event = gatewayEvent({ tenant });
-    const message = auditMessage(auditBytes(event), tenant);
+    const message = auditMessage(auditBatchBytes(event), tenant);
     // A redelivery after a crash arrives on its own; a duplicate may also share a batch.
     await ingest.handleAudit(message);
     await Promise.all([ingest.handleAudit(message), ingest.handleAudit(message)]);
@@ -57,7 +57,7 @@ describe("audit ingest", { skip: await skipUnless("postgres") }, () => {
     const { ingest } = ingestWith({ batchSize: 100, lingerMs: 1000 });
     const tenant = tenantName();
     const events = Array.from({ length: 250 }, () => gatewayEvent({ tenant }));
-    const handled = events.map((e) => ingest.handleAudit(auditMessage(auditBytes(e), tenant)));
+    const handled = events.map((e) => ingest.handleAudit(auditMessage(auditBatchBytes(e), tenant)));
     // Two full batches go at once; the last 50 wait for the linger, or for stop().
     await Promise.all(handled.slice(0, 200));
     assert.equal(ingest.stats().batches, 2);
@@ -71,7 +71,7 @@ describe("audit ingest", { skip: await skipUnless("postgres") }, () => {
     const { ingest, logText } = ingestWith();
     const tenant = tenantName();
     const event = gatewayEvent({ tenant });
-    const message = auditMessage(auditBytes(event), tenant);
+    const message = auditMessage(auditBatchBytes(event), tenant);
     await db.query("ALTER TABLE audit.events RENAME TO events_paused");
     try {
       await assert.rejects(ingest.handleAudit(message));
@@ -92,19 +92,43 @@ describe("audit ingest", { skip: await skipUnless("postgres") }, () => {
     const garbage = new TextEncoder().encode(`\u00ff\u00ff${secret}`);
     await ingest.handleAudit(auditMessage(garbage, tenant));
     // Well-formed protobuf, but no tenant to file it under.
-    await ingest.handleAudit(auditMessage(auditBytes(gatewayEvent({ tenant: "" })), tenant));
+    await ingest.handleAudit(auditMessage(auditBatchBytes(gatewayEvent({ tenant: "" })), tenant));
     // Neither a gateway request nor a change.
     const empty = gatewayEvent({ tenant });
     empty.detail = { case: undefined };
-    await ingest.handleAudit(auditMessage(auditBytes(empty), tenant));
+    await ingest.handleAudit(auditMessage(auditBatchBytes(empty), tenant));
     await ingest.handleChange({ subject: "latchkey.change.x.token", data: garbage, headers: {} });
     assert.equal(ingest.stats().malformed, 4);
     assert.equal(await countEvents(db, tenant), 0);
     assert.match(logText(), /malformed audit payload acknowledged and skipped/);
+    assert.match(logText(), /malformed audit events acknowledged and skipped/);
     assert.ok(!logText().includes(secret));
     // The stream goes on: the next event is stored.
-    await ingest.handleAudit(auditMessage(auditBytes(gatewayEvent({ tenant })), tenant));
+    await ingest.handleAudit(auditMessage(auditBatchBytes(gatewayEvent({ tenant })), tenant));
     assert.equal(await countEvents(db, tenant), 1);
+  });
+
+  test("a batch's well-formed events are stored when others in it are malformed", async () => {
+    const { ingest } = ingestWith();
+    const tenant = tenantName();
+    const good = [gatewayEvent({ tenant }), gatewayEvent({ tenant })];
+    await ingest.handleAudit(
+      auditMessage(
+        auditBatchBytes(good[0] as AuditEvent, gatewayEvent({ tenant: "" }), good[1] as AuditEvent),
+        tenant,
+      ),
+    );
+    assert.equal(ingest.stats().malformed, 1);
+    assert.deepEqual(
+      (await listEvents(db, tenant, {}, { limit: 10 })).map((r) => r.id).sort(),
+      good.map((e) => e.id).sort(),
+    );
+  });
+
+  test("an empty batch is malformed, not silently nothing", async () => {
+    const { ingest } = ingestWith();
+    await ingest.handleAudit(auditMessage(new Uint8Array(0)));
+    assert.equal(ingest.stats().malformed, 1);
   });
 
   test("a row the database refuses is skipped without failing the rest of its batch", async () => {
@@ -120,7 +144,9 @@ describe("audit ingest", { skip: await skipUnless("postgres") }, () => {
         gatewayEvent({ tenant, upstream: "poison" }),
         gatewayEvent({ tenant }),
       ];
-      await Promise.all(events.map((e) => ingest.handleAudit(auditMessage(auditBytes(e), tenant))));
+      await Promise.all(
+        events.map((e) => ingest.handleAudit(auditMessage(auditBatchBytes(e), tenant))),
+      );
       assert.deepEqual(
         (await listEvents(db, tenant, {}, { limit: 10 })).map((r) => r.id).sort(),
         [events[0]?.id, events[2]?.id].sort(),
@@ -155,7 +181,10 @@ describe("audit ingest", { skip: await skipUnless("postgres") }, () => {
     const { ingest } = ingestWith({ lingerMs: 60_000 });
     const tenant = tenantName();
     const handled = ingest.handleAudit(
-      auditMessage(auditBytes(gatewayEvent({ tenant, decision: GatewayDecision.DENIED })), tenant),
+      auditMessage(
+        auditBatchBytes(gatewayEvent({ tenant, decision: GatewayDecision.DENIED })),
+        tenant,
+      ),
     );
     await ingest.stop();
     await handled;

@@ -3,7 +3,7 @@ import { sqlState } from "../../libs/db/index.ts";
 import type { Queryable } from "../../libs/db/types.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import {
-  auditPayloadToRow,
+  auditBatchToRows,
   changePayloadToRow,
   type EventRow,
   MalformedEventError,
@@ -34,14 +34,14 @@ export interface IngestOptions {
   db: Queryable;
   bus: Bus;
   log: Logger;
-  /** Rows per INSERT; a batch is written as soon as it is full (default 128). */
+  /** Rows per INSERT; a batch is written as soon as it is full (default 512). */
   batchSize?: number;
   /** How long the first message of a batch waits for company before it is written (default 5 ms). */
   lingerMs?: number;
   /**
-   * Messages of the audit stream handled at once (default 256): the consumer's concurrency.
-   * Each handler holds its message until the batch it joined commits, so a batch can only
-   * hold as many messages as are in flight: this is what lets batches fill.
+   * Messages of the audit stream handled at once (default 16): the consumer's concurrency.
+   * Each handler holds its message (a batch of events) until all its events are committed,
+   * so the events parked for the next INSERTs are those of the messages in flight.
    */
   consumers?: number;
   /** Stands in for the wall clock (events without a time get the receive time). */
@@ -49,6 +49,8 @@ export interface IngestOptions {
 }
 
 type Handler = (message: BusMessage) => Promise<void>;
+
+const noop = () => {};
 
 /** Messages of the change stream handled at once: admin changes arrive at human pace. */
 const changeConcurrency = 4;
@@ -81,20 +83,21 @@ interface Waiting {
 }
 
 /**
- * Creates the ingest. Every handler call parks its message in a batch; a full batch, or the
- * linger timer, writes the batch with one INSERT ... ON CONFLICT (id) DO NOTHING and only
- * then settles the handlers: resolving acks the messages, rejecting leaves them for
- * redelivery. So nothing is acked before it is committed (nothing lost) and a redelivered
- * event is skipped by the primary key (nothing doubled).
+ * Creates the ingest. Every handler call parks its message's events in the INSERT batch; a
+ * full batch, or the linger timer, writes the batch with one INSERT ... ON CONFLICT (id) DO
+ * NOTHING and only then settles the handlers: a message is acked once all its events are
+ * committed, and left for redelivery if any INSERT it joined failed. So nothing is acked
+ * before it is committed (nothing lost) and a redelivered event is skipped by the primary
+ * key (nothing doubled).
  *
- * The consumer runs `consumers` handlers at once (ConsumeOptions.concurrency), so that many
- * messages can be parked at a time, and they make up the batches.
+ * The consumer runs `consumers` handlers at once (ConsumeOptions.concurrency), so the events
+ * of that many messages can be parked at a time, and they make up the batches.
  */
 export function createIngest(options: IngestOptions): Ingest {
   const { db, bus, log } = options;
-  const batchSize = Math.max(1, options.batchSize ?? 128);
+  const batchSize = Math.max(1, options.batchSize ?? 512);
   const lingerMs = Math.max(0, options.lingerMs ?? 5);
-  const consumers = Math.max(1, options.consumers ?? 256);
+  const consumers = Math.max(1, options.consumers ?? 16);
   const clock = options.clock ?? (() => new Date());
   const stats: IngestStats = {
     received: 0,
@@ -201,13 +204,26 @@ export function createIngest(options: IngestOptions): Ingest {
 
   function handleAudit(message: BusMessage): Promise<void> {
     stats.received++;
-    let row: EventRow;
+    let decoded: ReturnType<typeof auditBatchToRows>;
     try {
-      row = auditPayloadToRow(message.data, clock());
+      decoded = auditBatchToRows(message.data, clock());
     } catch (err) {
       return skipMalformed(message, err);
     }
-    return enqueue(row);
+    if (decoded.malformed.length > 0) {
+      stats.malformed += decoded.malformed.length;
+      log.warn(
+        {
+          subject: message.subject,
+          skipped: decoded.malformed.length,
+          reason: decoded.malformed[0],
+          malformed: stats.malformed,
+        },
+        "malformed audit events acknowledged and skipped",
+      );
+    }
+    // The message is acked once every one of its events is committed.
+    return Promise.all(decoded.rows.map(enqueue)).then(noop);
   }
 
   function handleChange(message: BusMessage): Promise<void> {

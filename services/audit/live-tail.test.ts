@@ -6,7 +6,7 @@ import { DomainError } from "../../libs/errors/index.ts";
 import type { AuditEvent } from "../../libs/gen/latchkey/events/v1/events_pb.js";
 import type { Selection } from "./event-filter.ts";
 import {
-  auditBytes,
+  auditBatchBytes,
   captureLog,
   changeBytes,
   changeEvent,
@@ -32,7 +32,7 @@ function tail(
 }
 
 const publishAudit = (bus: Bus, event: AuditEvent, msgId = event.id) =>
-  bus.publish(auditSubject(event.tenant, "gateway_request"), auditBytes(event), { msgId });
+  bus.publish(auditSubject(event.tenant, "gateway_request"), auditBatchBytes(event), { msgId });
 
 /** Starts the tail (a generator subscribes on its first next()) and returns that pending next. */
 function begin(events: AsyncGenerator<AuditEvent>) {
@@ -74,7 +74,7 @@ describe("live tail", () => {
     const { events, cancel } = tail(bus);
     const first = begin(events);
     const foreign = gatewayEvent({ tenant: "other" });
-    await bus.publish(auditSubject("acme", "gateway_request"), auditBytes(foreign), {
+    await bus.publish(auditSubject("acme", "gateway_request"), auditBatchBytes(foreign), {
       msgId: foreign.id,
     });
     const own = gatewayEvent({ tenant: "acme" });

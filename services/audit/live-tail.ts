@@ -4,7 +4,7 @@ import type { AuditEvent } from "../../libs/gen/latchkey/events/v1/events_pb.js"
 import type { Logger } from "../../libs/log/index.ts";
 import { matches, type Selection } from "./event-filter.ts";
 import {
-  auditPayloadToRow,
+  auditBatchToRows,
   changePayloadToRow,
   type EventRow,
   MalformedEventError,
@@ -54,17 +54,22 @@ export async function* tailEvents(options: TailOptions): AsyncGenerator<AuditEve
     wake = undefined;
   };
 
-  const accept = (toRow: () => EventRow) => {
+  /** Decodes a message's events; the ingest counts and logs malformed ones, a tail skips them. */
+  const receive = (decode: () => EventRow[]) => {
     if (overflowed) return;
-    let row: EventRow;
+    let rows: EventRow[];
     try {
-      row = toRow();
+      rows = decode();
     } catch (err) {
-      // The ingest counts and logs malformed payloads; a tail just does not show them.
       if (!(err instanceof MalformedEventError))
         log.warn({ err }, "live tail: cannot decode event");
       return;
     }
+    for (const row of rows) accept(row);
+  };
+
+  const accept = (row: EventRow) => {
+    if (overflowed) return;
     // The subject names the tenant, but the payload is what the log records: check both.
     if (row.tenant !== tenant || !matches(row, selection) || recentIds.has(row.id)) return;
     recentIds.add(row.id);
@@ -88,14 +93,14 @@ export async function* tailEvents(options: TailOptions): AsyncGenerator<AuditEve
     if (selection.kind !== "change") {
       subscriptions.push(
         bus.subscribe(`latchkey.audit.${tenant}.>`, (m: BusMessage) =>
-          accept(() => auditPayloadToRow(m.data, clock())),
+          receive(() => auditBatchToRows(m.data, clock()).rows),
         ),
       );
     }
     if (selection.kind !== "gateway_request") {
       subscriptions.push(
         bus.subscribe(`latchkey.change.${tenant}.>`, (m: BusMessage) =>
-          accept(() => changePayloadToRow(m.data, m.headers, clock())),
+          receive(() => [changePayloadToRow(m.data, m.headers, clock())]),
         ),
       );
     }

@@ -2,9 +2,13 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
+import { splitAuditEventBatch } from "../../libs/bus/audit-batch.ts";
 import { createMemoryBus } from "../../libs/bus/memory-bus.ts";
 import type { Bus } from "../../libs/bus/types.ts";
-import { AuditEventSchema, GatewayDecision } from "../../libs/gen/latchkey/events/v1/events_pb.js";
+import {
+  AuditEventBatchSchema,
+  GatewayDecision,
+} from "../../libs/gen/latchkey/events/v1/events_pb.js";
 import { createLogger } from "../../libs/log/index.ts";
 import { createAuditPublisher } from "./audit.ts";
 import { Exchange } from "./exchange.ts";
@@ -38,8 +42,8 @@ function flakyBus(): { bus: Bus; down: (value: boolean) => void; published: () =
   const inner = createMemoryBus();
   const requestIds: string[] = [];
   inner.subscribe("latchkey.audit.>", (message) => {
-    const event = fromBinary(AuditEventSchema, message.data);
-    if (event.detail.case === "gatewayRequest") requestIds.push(event.detail.value.requestId);
+    for (const event of fromBinary(AuditEventBatchSchema, message.data).events)
+      if (event.detail.case === "gatewayRequest") requestIds.push(event.detail.value.requestId);
   });
   let isDown = false;
   const bus: Bus = {
@@ -55,10 +59,22 @@ function flakyBus(): { bus: Bus; down: (value: boolean) => void; published: () =
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
 
-test("publishes one event per recorded exchange on the tenant's audit subject", async () => {
+test("publishes a round's events as one batch per tenant, in order, on the tenant's subject", async () => {
   const bus = createMemoryBus();
-  const subjects: string[] = [];
-  bus.subscribe("latchkey.audit.>", (message) => subjects.push(message.subject));
+  const messages: { subject: string; msgId: string | undefined; requestIds: string[] }[] = [];
+  const publish = bus.publish.bind(bus);
+  bus.publish = (subject, data, options) => {
+    const events = fromBinary(AuditEventBatchSchema, data).events;
+    messages.push({
+      subject,
+      msgId: options?.msgId,
+      requestIds: events.map((e) =>
+        e.detail.case === "gatewayRequest" ? e.detail.value.requestId : "",
+      ),
+    });
+    assert.equal(options?.msgId, events[0]?.id, "message id is the first event's id");
+    return publish(subject, data, options);
+  };
   const audit = createAuditPublisher({
     bus,
     log: capture().log,
@@ -68,10 +84,52 @@ test("publishes one event per recorded exchange on the tenant's audit subject", 
   });
   audit.record(exchange(1));
   audit.record(exchange(2, ""));
+  audit.record(exchange(3));
+  await audit.flush();
+  assert.deepEqual(
+    messages.map(({ subject, requestIds }) => ({ subject, requestIds })),
+    [
+      { subject: "latchkey.audit.acme.request", requestIds: ["req_1", "req_3"] },
+      { subject: "latchkey.audit._unknown.request", requestIds: ["req_2"] },
+    ],
+  );
+  assert.equal(audit.pending, 0);
+});
+
+test("splits a round into messages of at most maxBatchBytes and rounds of roundSize", async () => {
+  const { bus, published } = flakyBus();
+  const messages: Uint8Array[][] = [];
+  const publish = bus.publish;
+  bus.publish = (subject, data, options) => {
+    messages.push(splitAuditEventBatch(data));
+    return publish(subject, data, options);
+  };
+  const options = { bus, log: capture().log, ids, capacity: 100, flushMs: 1_000 };
+  // One event's size (these exchanges all encode to the same length).
+  const probe = createAuditPublisher(options);
+  probe.record(exchange(0));
+  await probe.flush();
+  const eventBytes = messages[0]?.[0]?.byteLength ?? 0;
+  assert.ok(eventBytes > 0);
+  messages.length = 0;
+
+  // Room for two events per message, not three; four events per round.
+  const audit = createAuditPublisher({
+    ...options,
+    roundSize: 4,
+    maxBatchBytes: Math.floor(eventBytes * 2.5),
+  });
+  for (let i = 1; i <= 10; i++) audit.record(exchange(i));
   await audit.flush();
   await settle();
-  assert.deepEqual(subjects, ["latchkey.audit.acme.request", "latchkey.audit._unknown.request"]);
-  assert.equal(audit.pending, 0);
+  assert.deepEqual(
+    messages.map((events) => events.length),
+    [2, 2, 2, 2, 2],
+  );
+  assert.deepEqual(
+    published(),
+    Array.from({ length: 11 }, (_, i) => `req_${i}`),
+  );
 });
 
 test("when the buffer is full the oldest events are dropped, counted and logged once", async () => {

@@ -1,3 +1,4 @@
+import { encodeAuditEventBatch } from "../../libs/bus/audit-batch.ts";
 import { auditSubject, type Bus } from "../../libs/bus/types.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { unknownTenant } from "../../libs/names/index.ts";
@@ -15,8 +16,10 @@ export interface AuditPublisherOptions {
   capacity: number;
   /** Time between flushes. */
   flushMs: number;
-  /** Events published concurrently per flush round. */
-  batchSize?: number;
+  /** Events taken from the buffer per flush round (default 512). */
+  roundSize?: number;
+  /** Largest batch message in bytes (default 256 KiB, well under NATS's 1 MiB max_payload). */
+  maxBatchBytes?: number;
 }
 
 /** Step 9 of the request path: one audit event per request, published off the hot path. */
@@ -35,11 +38,18 @@ export interface AuditPublisher {
   readonly pending: number;
 }
 
-/** An event built and encoded, kept for a retry with the same id (so the bus dedupes). */
+/** An event built and encoded, kept for a retry with the same bytes and id. */
 interface EncodedEvent {
   readonly id: string;
-  readonly subject: string;
+  readonly tenant: string;
   readonly data: Uint8Array;
+}
+
+/** One message: consecutive events of one tenant. */
+interface Batch {
+  readonly tenant: string;
+  readonly events: EncodedEvent[];
+  bytes: number;
 }
 
 type Queued = Exchange | EncodedEvent;
@@ -47,13 +57,17 @@ type Queued = Exchange | EncodedEvent;
 /**
  * Creates the audit publisher: a fixed-size ring buffer that the request path appends to,
  * and a loop that turns exchanges into `latchkey.events.v1.AuditEvent`s and publishes them
- * on `latchkey.audit.{tenant}.request` with the event id as message id. While the bus is
- * down events wait in the ring; when it is full the oldest go first, counted and logged at
- * warn once per flush round (never once per event). The request path never awaits NATS.
+ * a round at a time, grouped by tenant, as `AuditEventBatch` messages on
+ * `latchkey.audit.{tenant}.request` (message id: the batch's first event id). One message per
+ * few hundred requests rather than one per request is what keeps the publish, NATS and the
+ * audit ingest cheap. While the bus is down events wait in the ring; when it is full the
+ * oldest go first, counted and logged at warn once per flush round (never once per event).
+ * The request path never awaits NATS.
  */
 export function createAuditPublisher(options: AuditPublisherOptions): AuditPublisher {
   const { bus, log, capacity, flushMs, ids } = options;
-  const batchSize = options.batchSize ?? 128;
+  const roundSize = options.roundSize ?? 512;
+  const maxBatchBytes = options.maxBatchBytes ?? 256 * 1024;
   const ring: (Queued | undefined)[] = new Array(capacity);
   let head = 0; // index of the oldest queued event
   let count = 0;
@@ -101,19 +115,30 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
 
   async function flushOnce(): Promise<void> {
     while (count > 0) {
-      const batch = take(batchSize).map((item) => encode(item, ids));
+      const batches = group(
+        take(roundSize).map((item) => encode(item, ids)),
+        maxBatchBytes,
+      );
       const results = await Promise.allSettled(
-        batch.map((event) => bus.publish(event.subject, event.data, { msgId: event.id })),
+        batches.map((batch) =>
+          bus.publish(
+            auditSubject(batch.tenant, "request"),
+            encodeAuditEventBatch(batch.events.map((event) => event.data)),
+            { msgId: (batch.events[0] as EncodedEvent).id },
+          ),
+        ),
       );
       const failed: EncodedEvent[] = [];
       let firstError: unknown;
       results.forEach((result, i) => {
         if (result.status === "rejected") {
-          failed.push(batch[i] as EncodedEvent);
+          failed.push(...(batches[i] as Batch).events);
           firstError ??= result.reason;
         }
       });
       if (failed.length > 0) {
+        // Back in front in their original order, so the retry usually forms the same
+        // batches (same message ids: JetStream drops one that was stored after all).
         requeue(failed);
         log.warn(
           { failed: failed.length, pending: count, err: errorName(firstError) },
@@ -216,5 +241,26 @@ function encode(item: Queued, ids: IdSource): EncodedEvent {
     dryRunRuleIds: item.dryRunRuleIds,
     credentialVersion: item.credentialVersion,
   });
-  return { id, subject: auditSubject(tenant, "request"), data };
+  return { id, tenant, data };
+}
+
+/**
+ * Splits a round's events into batches: consecutive runs of one tenant's events (a tenant's
+ * events stay in order), each at most `maxBytes` of payload (an event larger than that still
+ * goes, alone).
+ */
+function group(events: readonly EncodedEvent[], maxBytes: number): Batch[] {
+  const batches: Batch[] = [];
+  const open = new Map<string, Batch>();
+  for (const event of events) {
+    let batch = open.get(event.tenant);
+    if (batch === undefined || batch.bytes + event.data.byteLength > maxBytes) {
+      batch = { tenant: event.tenant, events: [], bytes: 0 };
+      open.set(event.tenant, batch);
+      batches.push(batch);
+    }
+    batch.events.push(event);
+    batch.bytes += event.data.byteLength;
+  }
+  return batches;
 }

@@ -22,6 +22,7 @@ import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/p
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient, createRouterTransport } from "@connectrpc/connect";
 import { request } from "undici";
+import { splitAuditEventBatch } from "../../libs/bus/audit-batch.ts";
 import { createMemoryBus } from "../../libs/bus/memory-bus.ts";
 import { changeSubject } from "../../libs/bus/types.ts";
 import {
@@ -288,8 +289,10 @@ before(async () => {
     }),
   });
   bus.subscribe("latchkey.audit.>", (message) => {
-    auditedRaw.push(message.data);
-    audited.push(fromBinary(AuditEventSchema, message.data));
+    for (const event of splitAuditEventBatch(message.data)) {
+      auditedRaw.push(event);
+      audited.push(fromBinary(AuditEventSchema, event));
+    }
   });
   gateway = createGateway({
     tokenClient: createClient(TokenService, transport),

@@ -16,7 +16,7 @@ import { SpanKind } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import { request } from "undici";
 import { createMemoryBus } from "../../libs/bus/memory-bus.ts";
-import { AuditEventSchema } from "../../libs/gen/latchkey/events/v1/events_pb.js";
+import { AuditEventBatchSchema } from "../../libs/gen/latchkey/events/v1/events_pb.js";
 import { Effect, PolicyService, RuleMode } from "../../libs/gen/latchkey/policy/v1/policy_pb.js";
 import { TokenService } from "../../libs/gen/latchkey/token/v1/token_pb.js";
 import { VaultService } from "../../libs/gen/latchkey/vault/v1/vault_pb.js";
@@ -87,7 +87,8 @@ before(async () => {
     });
   });
   bus.subscribe("latchkey.audit.>", (message) => {
-    auditTraceIds.push(fromBinary(AuditEventSchema, message.data).traceId);
+    for (const event of fromBinary(AuditEventBatchSchema, message.data).events)
+      auditTraceIds.push(event.traceId);
   });
   gateway = createGateway({
     tokenClient: createClient(TokenService, transport),

@@ -12,6 +12,29 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_latchkey_events_v1_events: GenFile;
 
 /**
+ * AuditEventBatch is the payload of every message on the audit stream: one or more events of
+ * the subject's tenant, oldest first. A gateway serving thousands of requests a second
+ * publishes their events a few hundred at a time rather than one message each, which is what
+ * keeps NATS, the audit service and PostgreSQL off the request's cost.
+ *
+ * @generated from message latchkey.events.v1.AuditEventBatch
+ */
+export declare type AuditEventBatch = Message<"latchkey.events.v1.AuditEventBatch"> & {
+  /**
+   * The events, all of the subject's tenant.
+   *
+   * @generated from field: repeated latchkey.events.v1.AuditEvent events = 1;
+   */
+  events: AuditEvent[];
+};
+
+/**
+ * Describes the message latchkey.events.v1.AuditEventBatch.
+ * Use `create(AuditEventBatchSchema)` to create a new message.
+ */
+export declare const AuditEventBatchSchema: GenMessage<AuditEventBatch>;
+
+/**
  * AuditEvent is an immutable record of one gateway decision or one admin change.
  *
  * @generated from message latchkey.events.v1.AuditEvent
