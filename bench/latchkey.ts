@@ -28,6 +28,18 @@ import type { Upstream } from "./upstream.ts";
 
 const cli = fileURLToPath(new URL("../cli/latchkey.ts", import.meta.url));
 
+/**
+ * The Node flags the `latchkey` executable runs with: those of its `#!/usr/bin/env -S node
+ * ...` line (the V8 heap settings the gateway ships with). Every Latchkey process of the
+ * benchmark starts with them, as `npx latchkey` and `npm start` would.
+ */
+export function launcherNodeArgs(): string[] {
+  const first = readFileSync(cli, "utf8").split("\n", 1)[0] ?? "";
+  const match = /^#!\/usr\/bin\/env -S node((?: --?[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  if (match === null) throw new Error(`unexpected #! line in ${cli}: ${first}`);
+  return (match[1] ?? "").trim().split(/\s+/).filter(Boolean);
+}
+
 /** Default local services, the same the test fixtures probe. */
 export const BENCH_POSTGRES_URL =
   process.env.LATCHKEY_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -59,7 +71,7 @@ export function gatewayNodeArgs(): string[] {
 }
 
 /**
- * Starts `node [nodeArgs] cli/latchkey.ts <args>` (pinned to `cores` when given) and waits
+ * Starts `node [launcher flags] [nodeArgs] cli/latchkey.ts <args>` (pinned to `cores` when given) and waits
  * until it has announced a `listening` URL for every kind in `waitFor`. Later output is read
  * and dropped so a chatty process never blocks on a full pipe.
  */
@@ -69,7 +81,8 @@ export async function startLatchkey(
   waitFor: readonly string[],
   options: { cores?: string; nodeArgs?: string[]; timeoutMs?: number } = {},
 ): Promise<LatchkeyChild> {
-  const child = startChild(process.execPath, [...(options.nodeArgs ?? []), cli, ...args], {
+  const nodeArgs = [...launcherNodeArgs(), ...(options.nodeArgs ?? [])];
+  const child = startChild(process.execPath, [...nodeArgs, cli, ...args], {
     cores: options.cores,
     env: { ...process.env, LATCHKEY_LOG_LEVEL: "info", ...env },
   });

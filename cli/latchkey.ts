@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 import { ConfigError } from "../libs/config/index.ts";
 import { adminCommands, UsageError } from "./admin.ts";
 import { DataDirLockedError } from "./data-dir-lock.ts";
@@ -20,6 +20,10 @@ Admin commands reach LATCHKEY_URL (default http://127.0.0.1:7000) with LATCHKEY_
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  if (command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(usage);
+    return;
+  }
   if (command === "run") {
     const { run } = await import("./run.ts");
     return run(rest[0] ?? "", process.env);

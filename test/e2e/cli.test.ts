@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type LatchkeyProcess, startLatchkey } from "../fixtures/processes.ts";
@@ -152,6 +152,21 @@ test("bad command lines get a usage message and exit code 2", async () => {
   );
   assert.equal(noSecret.code, 2);
   assert.match(noSecret.stderr, /secret on stdin is empty/);
+});
+
+test("the executable runs by its #! line (env -S node with the shipped V8 flags)", async () => {
+  const result = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+    // As `npx latchkey` or `npm start` runs it: the file itself, `node` found on PATH.
+    const child = spawn(cli, ["--help"], {
+      env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` },
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout }));
+  });
+  assert.equal(result.code, 0);
+  assert.match(result.stdout, /latchkey run <all\|token\|policy\|vault\|audit\|gateway>/);
 });
 
 test("server-side errors are printed plainly with exit code 1", async () => {
