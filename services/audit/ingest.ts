@@ -5,6 +5,7 @@ import type { Logger } from "../../libs/log/index.ts";
 import {
   auditBatchToRows,
   changePayloadToRow,
+  type DecodedBatch,
   type EventRow,
   MalformedEventError,
 } from "./event-row.ts";
@@ -204,7 +205,7 @@ export function createIngest(options: IngestOptions): Ingest {
 
   function handleAudit(message: BusMessage): Promise<void> {
     stats.received++;
-    let decoded: ReturnType<typeof auditBatchToRows>;
+    let decoded: DecodedBatch;
     try {
       decoded = auditBatchToRows(message.data, clock());
     } catch (err) {

@@ -245,9 +245,9 @@ function encode(item: Queued, ids: IdSource): EncodedEvent {
 }
 
 /**
- * Splits a round's events into batches: consecutive runs of one tenant's events (a tenant's
- * events stay in order), each at most `maxBytes` of payload (an event larger than that still
- * goes, alone).
+ * Splits a round's events into batches: one per tenant, in the order of each tenant's first
+ * event, or more when a tenant's events pass `maxBytes` of payload (an event larger than that
+ * still goes, alone). Each tenant's events keep their order.
  */
 function group(events: readonly EncodedEvent[], maxBytes: number): Batch[] {
   const batches: Batch[] = [];
