@@ -54,6 +54,26 @@ describe("live tail", () => {
     await bus.close();
   });
 
+  test("yields every matching event of a batch, in order, and skips the malformed ones", async () => {
+    const bus = createMemoryBus();
+    const { events, cancel } = tail(bus, { selection: { upstream: "openai" } });
+    const first = begin(events);
+    const batch = [
+      gatewayEvent({ tenant: "acme", upstream: "openai" }),
+      gatewayEvent({ tenant: "acme", upstream: "stripe" }),
+      gatewayEvent({ tenant: "", upstream: "openai" }), // no tenant: cannot be recorded
+      gatewayEvent({ tenant: "acme", upstream: "openai" }),
+    ];
+    await bus.publish(auditSubject("acme", "request"), auditBatchBytes(...batch), {
+      msgId: batch[0]?.id ?? "",
+    });
+    assert.deepEqual((await first).value, batch[0]);
+    assert.deepEqual((await events.next()).value, batch[3]);
+    cancel();
+    assert.equal((await events.next()).done, true);
+    await bus.close();
+  });
+
   test("includes changes, recorded as AuditEvents with detail change", async () => {
     const bus = createMemoryBus();
     const { events, cancel } = tail(bus, { selection: { kind: "change" } });
