@@ -1,32 +1,9 @@
 /**
- * The audit stream's payload, `latchkey.events.v1.AuditEventBatch { repeated AuditEvent
- * events = 1; }`, framed and unframed without decoding the events: the gateway has each
- * event's bytes already (it encodes them itself) and the audit service stores each event's
- * bytes as published, so neither needs the events as objects to build or split a batch.
+ * Reading the audit stream's payload, `latchkey.events.v1.AuditEventBatch { repeated
+ * AuditEvent events = 1; }`, without decoding the events: the audit service stores each
+ * event's bytes as published. (The gateway frames batches with its own encoder,
+ * services/gateway/audit-event.ts.)
  */
-
-/** Field 1, wire type 2 (length-delimited): `events`. */
-const EVENTS_TAG = 0x0a;
-
-/** Wraps encoded `AuditEvent`s as one encoded `AuditEventBatch`. */
-export function encodeAuditEventBatch(events: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const event of events) size += 1 + varintSize(event.byteLength) + event.byteLength;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const event of events) {
-    out[at++] = EVENTS_TAG;
-    let rest = event.byteLength;
-    while (rest >= 0x80) {
-      out[at++] = (rest & 0x7f) | 0x80;
-      rest >>>= 7;
-    }
-    out[at++] = rest;
-    out.set(event, at);
-    at += event.byteLength;
-  }
-  return out;
-}
 
 /** Why a payload is not an `AuditEventBatch`; never contains payload contents. */
 export class MalformedBatchError extends Error {
@@ -90,10 +67,4 @@ export function splitAuditEventBatch(data: Uint8Array): Uint8Array[] {
     }
   }
   return events;
-}
-
-function varintSize(value: number): number {
-  let size = 1;
-  for (let rest = value; rest >= 0x80; rest >>>= 7) size++;
-  return size;
 }

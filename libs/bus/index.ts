@@ -3,11 +3,7 @@ import { createMemoryBus } from "./memory-bus.ts";
 import { createNatsBus } from "./nats-bus.ts";
 import type { Bus, OpenBusOptions } from "./types.ts";
 
-export {
-  encodeAuditEventBatch,
-  MalformedBatchError,
-  splitAuditEventBatch,
-} from "./audit-batch.ts";
+export { MalformedBatchError, splitAuditEventBatch } from "./audit-batch.ts";
 export { createMemoryBus, type MemoryBusOptions } from "./memory-bus.ts";
 export { createSubjectMapper, type SubjectMapper, subjectMatches } from "./subjects.ts";
 export * from "./types.ts";

@@ -1,9 +1,9 @@
 import { Writable } from "node:stream";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { encodeAuditEventBatch } from "../../libs/bus/audit-batch.ts";
 import {
   type AuditEvent,
+  AuditEventBatchSchema,
   AuditEventSchema,
   ChangeAction,
   type ChangeEvent,
@@ -75,7 +75,7 @@ export function auditBytes(event: AuditEvent): Uint8Array {
 
 /** The binary payload of an audit-stream message: an AuditEventBatch of `events`. */
 export function auditBatchBytes(...events: AuditEvent[]): Uint8Array {
-  return encodeAuditEventBatch(events.map(auditBytes));
+  return toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events }));
 }
 
 /** The binary payload of a ChangeEvent. */

@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { create, equals, fromBinary } from "@bufbuild/protobuf";
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { AuditEventSchema, GatewayDecision } from "../../libs/gen/latchkey/events/v1/events_pb.js";
-import { encodeGatewayRequestEvent, type GatewayRequestEvent } from "./audit-event.ts";
+import {
+  AuditEventBatchSchema,
+  AuditEventSchema,
+  GatewayDecision,
+} from "../../libs/gen/latchkey/events/v1/events_pb.js";
+import {
+  encodeAuditEventBatch,
+  encodeGatewayRequestEvent,
+  type GatewayRequestEvent,
+} from "./audit-event.ts";
 
 const full: GatewayRequestEvent = {
   id: "evt_01jd4k5m6n7p8q9r0s1t2v3w4x",
@@ -81,4 +89,19 @@ test("zero values are left out, as proto3 does", () => {
   };
   const decoded = fromBinary(AuditEventSchema, encodeGatewayRequestEvent(sparse));
   assert.ok(equals(AuditEventSchema, decoded, reference(sparse)));
+});
+
+test("a batch frames the events' bytes exactly as the generated code encodes AuditEventBatch", () => {
+  // The second event is over 127 bytes, so its length prefix takes two varint bytes.
+  const bytes = [
+    encodeGatewayRequestEvent(full),
+    encodeGatewayRequestEvent({ ...full, id: "evt_01jd4k5m6n7p8q9r0s1t2v3w4y", path: "/" }),
+  ];
+  assert.ok((bytes[0]?.byteLength ?? 0) > 127);
+  const events = bytes.map((b) => fromBinary(AuditEventSchema, b));
+  assert.deepEqual(
+    new Uint8Array(encodeAuditEventBatch(bytes)), // a Buffer; compare the bytes
+    toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events })),
+  );
+  assert.equal(encodeAuditEventBatch([]).byteLength, 0);
 });

@@ -100,6 +100,27 @@ export function encodeGatewayRequestEvent(event: GatewayRequestEvent): Uint8Arra
   return encoded;
 }
 
+/**
+ * Wraps encoded `AuditEvent`s as one encoded `latchkey.events.v1.AuditEventBatch { repeated
+ * AuditEvent events = 1; }`: each event's bytes as they are, length-prefixed (the audit
+ * service splits them back with libs/bus/audit-batch.ts and stores each event's bytes).
+ */
+export function encodeAuditEventBatch(events: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const event of events) size += 1 + lengthPrefixed(event.byteLength);
+  out = Buffer.allocUnsafe(size);
+  at = 0;
+  for (const event of events) {
+    tag(1, LEN);
+    varint(event.byteLength);
+    out.set(event, at);
+    at += event.byteLength;
+  }
+  const encoded = out;
+  out = empty;
+  return encoded;
+}
+
 // The buffer being written and the write position: module state rather than closures,
 // because encoding is synchronous and closures per event cost more than the encoding.
 const empty = Buffer.alloc(0);

@@ -1,8 +1,7 @@
-import { encodeAuditEventBatch } from "../../libs/bus/audit-batch.ts";
 import { auditSubject, type Bus } from "../../libs/bus/types.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { unknownTenant } from "../../libs/names/index.ts";
-import { encodeGatewayRequestEvent } from "./audit-event.ts";
+import { encodeAuditEventBatch, encodeGatewayRequestEvent } from "./audit-event.ts";
 import { errorName } from "./error-name.ts";
 import type { Exchange } from "./exchange.ts";
 import type { IdSource } from "./request-ids.ts";
@@ -137,7 +136,7 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
         }
       });
       if (failed.length > 0) {
-        // Back in front in their original order, so the retry usually forms the same
+        // Back in front, each tenant's in order, so the retry usually forms the same
         // batches (same message ids: JetStream drops one that was stored after all).
         requeue(failed);
         log.warn(
