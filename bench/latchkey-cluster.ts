@@ -8,6 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { generateAdminKey } from "../libs/auth/index.ts";
 import { clusterEnv } from "../test/fixtures/cluster-env.ts";
+import { embeddedEnv } from "../test/fixtures/processes.ts";
 import {
   type AdminClients,
   adminClients,
@@ -50,14 +51,7 @@ export async function startEmbedded(
   mkdirSync(dataDir, { recursive: true });
   const proc = await startLatchkey(
     ["run", "all"],
-    {
-      LATCHKEY_DATA_DIR: dataDir,
-      LATCHKEY_RPC_PORT: "0",
-      LATCHKEY_GATEWAY_PORT: "0",
-      LATCHKEY_DATABASE_URL: "",
-      LATCHKEY_NATS_URL: "",
-      ...options.gatewayEnv,
-    },
+    { ...embeddedEnv(dataDir), ...options.gatewayEnv },
     ["rpc", "gateway"],
     { cores: options.cores, nodeArgs: gatewayNodeArgs() },
   );

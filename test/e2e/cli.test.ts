@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type LatchkeyProcess, startLatchkey } from "../fixtures/processes.ts";
+import { embeddedEnv, type LatchkeyProcess, startLatchkey } from "../fixtures/processes.ts";
 import { type RecordingUpstream, startRecordingUpstream } from "../fixtures/upstream.ts";
 
 const cli = fileURLToPath(new URL("../../cli/latchkey.ts", import.meta.url));
@@ -40,17 +40,7 @@ function lk(
 
 before(async () => {
   upstream = await startRecordingUpstream(realSecret);
-  latchkey = await startLatchkey(
-    ["run", "all"],
-    {
-      LATCHKEY_DATA_DIR: dataDir,
-      LATCHKEY_RPC_PORT: "0",
-      LATCHKEY_GATEWAY_PORT: "0",
-      LATCHKEY_DATABASE_URL: "",
-      LATCHKEY_NATS_URL: "",
-    },
-    ["rpc", "gateway"],
-  );
+  latchkey = await startLatchkey(["run", "all"], embeddedEnv(dataDir), ["rpc", "gateway"]);
 });
 
 after(async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { startLatchkey } from "../fixtures/processes.ts";
+import { embeddedEnv, startLatchkey } from "../fixtures/processes.ts";
 import { adminClients, runProxyScenario } from "../fixtures/scenario.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "latchkey-embedded-"));
@@ -11,13 +11,7 @@ after(() => rmSync(dataDir, { recursive: true, force: true }));
 
 // The README's first command (`latchkey run all`) on its embedded defaults: PGlite in the
 // data directory and the in-process bus, every component in one OS process.
-const env = {
-  LATCHKEY_DATA_DIR: dataDir,
-  LATCHKEY_RPC_PORT: "0",
-  LATCHKEY_GATEWAY_PORT: "0",
-  LATCHKEY_DATABASE_URL: "",
-  LATCHKEY_NATS_URL: "",
-};
+const env = embeddedEnv(dataDir);
 
 test("embedded mode: the proxy scenario end to end, and data survives a restart", async (t) => {
   const first = await startLatchkey(["run", "all"], env, ["rpc", "gateway"]);

@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { type LatchkeyProcess, startLatchkey } from "../fixtures/processes.ts";
+import { embeddedEnv, type LatchkeyProcess, startLatchkey } from "../fixtures/processes.ts";
 
 // A client that shares no code with Latchkey: @grpc/grpc-js with the .proto files loaded at
 // run time, as a user in another stack (or language) would integrate.
@@ -44,17 +44,7 @@ let latchkey: LatchkeyProcess;
 let call: (service: grpc.ServiceClientConstructor, metadata?: grpc.Metadata) => Call;
 
 before(async () => {
-  latchkey = await startLatchkey(
-    ["run", "all"],
-    {
-      LATCHKEY_DATA_DIR: dataDir,
-      LATCHKEY_RPC_PORT: "0",
-      LATCHKEY_GATEWAY_PORT: "0",
-      LATCHKEY_DATABASE_URL: "",
-      LATCHKEY_NATS_URL: "",
-    },
-    ["rpc", "gateway"],
-  );
+  latchkey = await startLatchkey(["run", "all"], embeddedEnv(dataDir), ["rpc", "gateway"]);
   const address = new URL(latchkey.urls.rpc as string).host;
   const admin = new grpc.Metadata();
   admin.set("authorization", `Bearer ${readFileSync(join(dataDir, "admin-key"), "utf8").trim()}`);
