@@ -5,17 +5,8 @@
  */
 import { Effect, RuleMode } from "../gen/latchkey/policy/v1/policy_pb.js";
 import { compilePolicy } from "./compile-policy.ts";
+import { rule } from "./rule-fixture.ts";
 import type { EvaluationInput, PolicyRule } from "./types.ts";
-
-const rule = (r: Partial<PolicyRule> & { id: string }): PolicyRule => ({
-  effect: Effect.ALLOW,
-  upstreams: [],
-  methods: [],
-  paths: [],
-  condition: "",
-  mode: RuleMode.ENFORCE,
-  ...r,
-});
 
 const input: EvaluationInput = {
   token: { id: "tok_01", subject: "svc-billing", attributes: { team: "payments", env: "prod" } },

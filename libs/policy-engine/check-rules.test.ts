@@ -3,17 +3,7 @@ import { describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Effect, RuleMode, RuleSchema } from "../gen/latchkey/policy/v1/policy_pb.js";
 import { checkRules } from "./check-rules.ts";
-import type { PolicyRule } from "./types.ts";
-
-const rule = (r: Partial<PolicyRule> & { id: string }): PolicyRule => ({
-  effect: Effect.ALLOW,
-  upstreams: [],
-  methods: [],
-  paths: [],
-  condition: "",
-  mode: RuleMode.ENFORCE,
-  ...r,
-});
+import { rule } from "./rule-fixture.ts";
 
 /** The single problem reported for a rule with this condition. */
 function conditionProblem(condition: string): string {

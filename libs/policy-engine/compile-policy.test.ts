@@ -3,17 +3,8 @@ import { describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Effect, PolicySetSchema, RuleMode } from "../gen/latchkey/policy/v1/policy_pb.js";
 import { compilePolicy, PolicyCompileError } from "./compile-policy.ts";
+import { rule } from "./rule-fixture.ts";
 import type { EvaluationInput, PolicyRule } from "./types.ts";
-
-const rule = (r: Partial<PolicyRule> & { id: string }): PolicyRule => ({
-  effect: Effect.ALLOW,
-  upstreams: [],
-  methods: [],
-  paths: [],
-  condition: "",
-  mode: RuleMode.ENFORCE,
-  ...r,
-});
 
 const input = (over: {
   method?: string;
