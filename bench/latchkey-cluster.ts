@@ -34,7 +34,10 @@ export interface Installation {
 
 /** Options shared by both modes. */
 export interface InstallationOptions {
-  /** Cores for the process(es) serving requests: the embedded process, or the gateways (the server cores of the plan). */
+  /**
+   * Cores for the process(es) serving requests (the server cores of the plan): the embedded
+   * process, or the gateways.
+   */
   cores: string | undefined;
   /** Extra environment for the gateway (e.g. LATCHKEY_GATEWAY_VERIFY_CACHE_MAX_MS). */
   gatewayEnv?: Record<string, string>;

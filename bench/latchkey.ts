@@ -71,9 +71,9 @@ export function gatewayNodeArgs(): string[] {
 }
 
 /**
- * Starts `node [launcher flags] [nodeArgs] cli/latchkey.ts <args>` (pinned to `cores` when given) and waits
- * until it has announced a `listening` URL for every kind in `waitFor`. Later output is read
- * and dropped so a chatty process never blocks on a full pipe.
+ * Starts `node [launcher flags] [nodeArgs] cli/latchkey.ts <args>` (pinned to `cores` when
+ * given) and waits until it has announced a `listening` URL for every kind in `waitFor`.
+ * Later output is read and dropped so a chatty process never blocks on a full pipe.
  */
 export async function startLatchkey(
   args: string[],
