@@ -113,9 +113,14 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
   }
 
   async function flushOnce(): Promise<void> {
-    while (count > 0) {
+    // What is queued now, not what arrives while publishing: those wait for the next tick,
+    // so a busy gateway sends one round per tick rather than a stream of small messages.
+    let remaining = count;
+    while (remaining > 0 && count > 0) {
+      const items = take(Math.min(roundSize, remaining));
+      remaining -= items.length;
       const batches = group(
-        take(roundSize).map((item) => encode(item, ids)),
+        items.map((item) => encode(item, ids)),
         maxBatchBytes,
       );
       const results = await Promise.allSettled(
