@@ -222,3 +222,35 @@ test("events recorded while a round is being published wait for the next flush",
   assert.deepEqual(sizes, [2, 1]);
   assert.deepEqual(published(), ["req_1", "req_2", "req_3"]);
 });
+
+test("stop also publishes events recorded while its flush was under way", {
+  timeout: 5_000,
+}, async () => {
+  const { bus, published } = flakyBus();
+  const publish = bus.publish;
+  let release = () => {};
+  bus.publish = async (subject, data, options) => {
+    await new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return publish(subject, data, options);
+  };
+  const audit = createAuditPublisher({
+    bus,
+    log: capture().log,
+    ids,
+    capacity: 10,
+    flushMs: 1_000,
+  });
+  audit.record(exchange(1));
+  const stopped = audit.stop(1_000);
+  await settle();
+  audit.record(exchange(2)); // e.g. a request cut at the drain timeout
+  release();
+  await settle();
+  release();
+  await stopped;
+  await settle();
+  assert.deepEqual(published(), ["req_1", "req_2"]);
+  assert.equal(audit.pending, 0);
+});

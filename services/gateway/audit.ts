@@ -74,7 +74,7 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
   let droppedReported = 0;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
-  let flushing: Promise<void> | undefined;
+  let flushing: Promise<boolean> | undefined;
 
   function push(item: Queued): void {
     if (count === capacity) {
@@ -112,10 +112,12 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
     }
   }
 
-  async function flushOnce(): Promise<void> {
+  /** Publishes what is queued; false when a publish failed (the events are queued again). */
+  async function flushOnce(): Promise<boolean> {
     // What is queued now, not what arrives while publishing: those wait for the next tick,
     // so a busy gateway sends one round per tick rather than a stream of small messages.
     let remaining = count;
+    let ok = true;
     while (remaining > 0 && count > 0) {
       const items = take(Math.min(roundSize, remaining));
       remaining -= items.length;
@@ -148,6 +150,7 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
           { failed: failed.length, pending: count, err: errorName(firstError) },
           "audit events not published; retrying",
         );
+        ok = false;
         break;
       }
     }
@@ -158,11 +161,15 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
       );
       droppedReported = dropped;
     }
+    return ok;
   }
 
-  function flush(): Promise<void> {
+  function flush(): Promise<boolean> {
     flushing ??= flushOnce()
-      .catch((err) => log.error({ err: errorName(err) }, "audit flush failed"))
+      .catch((err) => {
+        log.error({ err: errorName(err) }, "audit flush failed");
+        return false;
+      })
       .finally(() => {
         flushing = undefined;
       });
@@ -193,7 +200,10 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
       await Promise.race([
         (async () => {
           await flushing;
-          await flush();
+          // Until empty: events recorded during a flush (requests cut at the drain timeout)
+          // wait for the next one. A failed publish (bus down) ends it.
+          let ok = true;
+          while (ok && count > 0) ok = await flush();
         })(),
         new Promise<void>((resolve) => {
           timeout = setTimeout(resolve, timeoutMs);
