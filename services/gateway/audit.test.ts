@@ -59,6 +59,20 @@ function flakyBus(): { bus: Bus; down: (value: boolean) => void; published: () =
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
 
+/** Holds every publish of `bus` until `release()` is called (one release per publish). */
+function gate(bus: Bus, onPublish: (data: Uint8Array) => void = () => {}) {
+  const publish = bus.publish;
+  let release = () => {};
+  bus.publish = async (subject, data, options) => {
+    onPublish(data);
+    await new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return publish(subject, data, options);
+  };
+  return { release: () => release() };
+}
+
 test("publishes a round's events as one batch per tenant, in order, on the tenant's subject", async () => {
   const bus = createMemoryBus();
   const messages: { subject: string; msgId: string | undefined; requestIds: string[] }[] = [];
@@ -187,15 +201,7 @@ test("events recorded while a round is being published wait for the next flush",
 }, async () => {
   const { bus, published } = flakyBus();
   const sizes: number[] = [];
-  let release = () => {};
-  const publish = bus.publish;
-  bus.publish = async (subject, data, options) => {
-    sizes.push(splitAuditEventBatch(data).length);
-    await new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    return publish(subject, data, options);
-  };
+  const { release } = gate(bus, (data) => sizes.push(splitAuditEventBatch(data).length));
   const audit = createAuditPublisher({
     bus,
     log: capture().log,
@@ -227,14 +233,7 @@ test("stop also publishes events recorded while its flush was under way", {
   timeout: 5_000,
 }, async () => {
   const { bus, published } = flakyBus();
-  const publish = bus.publish;
-  let release = () => {};
-  bus.publish = async (subject, data, options) => {
-    await new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    return publish(subject, data, options);
-  };
+  const { release } = gate(bus);
   const audit = createAuditPublisher({
     bus,
     log: capture().log,
