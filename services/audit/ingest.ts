@@ -85,8 +85,8 @@ interface Waiting {
 
 /**
  * Creates the ingest. Every handler call parks its message's events in the INSERT batch; a
- * full batch, or the linger timer, writes the batch with one INSERT ... ON CONFLICT (id) DO
- * NOTHING and only then settles the handlers: a message is acked once all its events are
+ * full batch, or the linger timer, writes the batch (insertEvents: stored ids are skipped)
+ * and only then settles the handlers: a message is acked once all its events are
  * committed, and left for redelivery if any INSERT it joined failed. So nothing is acked
  * before it is committed (nothing lost) and a redelivered event is skipped by the primary
  * key (nothing doubled).
