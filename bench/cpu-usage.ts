@@ -217,6 +217,31 @@ export function startForeignLoadMeter(root = process.pid, pollMs = 100): { stop(
   };
 }
 
+/** CPU seconds spent during one measurement, for its cost per request. */
+export interface CpuSpent {
+  /** By the target's own processes (its `pids()`: the proxy, not the upstream); absent without any. */
+  targetS?: number;
+  /** By the whole machine (busy time of every core: load generator, upstream, target, services). */
+  machineS: number;
+}
+
+/**
+ * Starts counting the CPU time of `pids` and the machine's busy time; `stop()` returns what
+ * was spent since.
+ */
+export function startCpuMeter(pids: readonly number[]): { stop(): CpuSpent } {
+  const ticks = () => pids.reduce((sum, pid) => sum + (processTicks(pid) ?? 0), 0);
+  const target0 = ticks();
+  const machine0 = systemTicks().busy;
+  return {
+    stop() {
+      const machineS = Math.max(0, systemTicks().busy - machine0) / HZ;
+      if (pids.length === 0) return { machineS };
+      return { targetS: Math.max(0, ticks() - target0) / HZ, machineS };
+    },
+  };
+}
+
 /** Measures foreign CPU use for `sampleMs` (used before and after the run, when nothing of ours is busy). */
 export async function measureForeignLoad(sampleMs: number): Promise<ForeignLoad> {
   const meter = startForeignLoadMeter();

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchConfig } from "./args.ts";
 import type { CpuPlan } from "./cpu-plan.ts";
-import type { ForeignLoad } from "./cpu-usage.ts";
+import type { CpuSpent, ForeignLoad } from "./cpu-usage.ts";
 import { median } from "./latency.ts";
 import type { ClosedLoopResult, OpenLoopResult } from "./load-spec.ts";
 import type { MachineInfo } from "./machine.ts";
@@ -24,6 +24,8 @@ export interface Measurement {
   route: RouteName;
   kind: "closed" | "open";
   closed?: ClosedLoopResult;
+  /** CPU spent while the closed loop ran (closed runs only). */
+  cpu?: CpuSpent;
   open?: OpenLoopResult;
   /** Peak RSS of the target's processes during this run (KiB); absent for the direct target. */
   peakRssKiB?: number;
@@ -37,7 +39,16 @@ export interface Measurement {
 export interface ResultRow {
   target: string;
   route: RouteName;
-  closed?: { tool: string; rps: number; p50Ms: number; p99Ms: number };
+  closed?: {
+    tool: string;
+    rps: number;
+    p50Ms: number;
+    p99Ms: number;
+    /** CPU time of the target's own processes per request, µs (absent for direct). */
+    targetCpuUs?: number;
+    /** Busy time of the whole machine per request, µs: everything a request cost. */
+    machineCpuUs?: number;
+  };
   open?: {
     rate: number;
     p50Ms: number;
@@ -112,6 +123,16 @@ export function buildRows(options: {
     for (const target of targets) {
       const runs = measurements.filter((m) => m.target === target && m.route === route);
       const closedRuns = runs.flatMap((m) => (m.closed ? [m.closed] : []));
+      // Per request of each run, then the median over runs, like every other figure.
+      const perRequest = (pick: (cpu: CpuSpent) => number | undefined) => {
+        const values = runs.flatMap((m) => {
+          const seconds = m.cpu === undefined ? undefined : pick(m.cpu);
+          return seconds === undefined || !m.closed?.requests
+            ? []
+            : [(seconds * 1e6) / m.closed.requests];
+        });
+        return values.length === 0 ? undefined : median(values);
+      };
       const openRuns = runs.flatMap((m) => (m.open ? [m.open] : []));
       const peaks = runs.flatMap((m) => (m.peakRssKiB !== undefined ? [m.peakRssKiB] : []));
       const row: ResultRow = {
@@ -125,6 +146,8 @@ export function buildRows(options: {
                 rps: median(closedRuns.map((c) => c.rps)),
                 p50Ms: median(closedRuns.map((c) => c.latency.p50Ms)),
                 p99Ms: median(closedRuns.map((c) => c.latency.p99Ms)),
+                targetCpuUs: perRequest((cpu) => cpu.targetS),
+                machineCpuUs: perRequest((cpu) => cpu.machineS),
               },
         open:
           openRuns.length === 0
@@ -202,6 +225,8 @@ export function formatTable(
     "÷nginx",
     "p50 ms",
     "p99 ms",
+    "CPU µs/req",
+    "machine µs/req",
     `@${openRate}/s p50`,
     "p99",
     "p99.9",
@@ -222,6 +247,8 @@ export function formatTable(
     fixed(r.ratios.rpsVsNginx, 2),
     fixed(r.closed?.p50Ms, 2),
     fixed(r.closed?.p99Ms, 2),
+    fixed(r.closed?.targetCpuUs, 0),
+    fixed(r.closed?.machineCpuUs, 0),
     `${r.open?.nearSaturation ? "*" : ""}${r.open !== undefined && r.open.rate !== openRate ? `(@${r.open.rate}/s) ` : ""}${fixed(r.open?.p50Ms, 3)}`,
     fixed(r.open?.p99Ms, 3),
     fixed(r.open?.p999Ms, 3),
@@ -251,6 +278,7 @@ export function formatTable(
     );
   }
   notes.push(
+    "CPU µs/req: CPU time of the target's own processes per request in the closed loop; machine µs/req: busy time of every core per request (load generator, upstream and services included).",
     "other CPU: most cores used by other processes plus hypervisor steal during any run of the row (0.00 = quiet machine).",
   );
   return [

@@ -21,6 +21,7 @@ import {
   describeForeignLoad,
   type ForeignLoad,
   measureForeignLoad,
+  startCpuMeter,
   startForeignLoadMeter,
 } from "./cpu-usage.ts";
 import { DIRECT_TARGET_NAME, directTarget } from "./direct.ts";
@@ -261,9 +262,11 @@ async function main(): Promise<number> {
         if (kind === "closed") {
           const spec = closedSpec(running, route, config);
           const opts = { cores: cpuPlan.loadCores, tmpDir: scratch, id };
+          const cpu = startCpuMeter(running.pids());
           const result: ClosedLoopResult =
             tool === "wrk" ? await runWrk(spec, opts) : await runNodeClosedLoop(spec, opts);
           m.closed = result;
+          m.cpu = cpu.stop();
           line =
             `${label} ${Math.round(result.rps).toString().padStart(7)} req/s` +
             `  p50 ${result.latency.p50Ms.toFixed(2)}  p99 ${result.latency.p99Ms.toFixed(2)} ms` +
