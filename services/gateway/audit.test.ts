@@ -57,6 +57,11 @@ function flakyBus(): { bus: Bus; down: (value: boolean) => void; published: () =
   return { bus, down: (value) => (isDown = value), published: () => requestIds };
 }
 
+/** A publisher on `bus` that flushes only when asked (its timer is not started). */
+function publisher(bus: Bus, capacity = 10) {
+  return createAuditPublisher({ bus, log: capture().log, ids, capacity, flushMs: 1_000 });
+}
+
 const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
 
 /** Holds every publish of `bus` until `release()` is called (one release per publish). */
@@ -89,13 +94,7 @@ test("publishes a round's events as one batch per tenant, in order, on the tenan
     assert.equal(options?.msgId, events[0]?.id, "message id is the first event's id");
     return publish(subject, data, options);
   };
-  const audit = createAuditPublisher({
-    bus,
-    log: capture().log,
-    ids,
-    capacity: 100,
-    flushMs: 1_000,
-  });
+  const audit = publisher(bus, 100);
   audit.record(exchange(1));
   audit.record(exchange(2, ""));
   audit.record(exchange(3));
@@ -163,13 +162,7 @@ test("when the buffer is full the oldest events are dropped, counted and logged 
 
 test("events wait while the bus is down and go out, in order, when it is back", async () => {
   const { bus, down, published } = flakyBus();
-  const audit = createAuditPublisher({
-    bus,
-    log: capture().log,
-    ids,
-    capacity: 10,
-    flushMs: 1_000,
-  });
+  const audit = publisher(bus);
   down(true);
   audit.record(exchange(1));
   audit.record(exchange(2));
@@ -202,13 +195,7 @@ test("events recorded while a round is being published wait for the next flush",
   const { bus, published } = flakyBus();
   const sizes: number[] = [];
   const { release } = gate(bus, (data) => sizes.push(splitAuditEventBatch(data).length));
-  const audit = createAuditPublisher({
-    bus,
-    log: capture().log,
-    ids,
-    capacity: 10,
-    flushMs: 1_000,
-  });
+  const audit = publisher(bus);
   audit.record(exchange(1));
   audit.record(exchange(2));
   const flushed = audit.flush();
@@ -234,13 +221,7 @@ test("stop also publishes events recorded while its flush was under way", {
 }, async () => {
   const { bus, published } = flakyBus();
   const { release } = gate(bus);
-  const audit = createAuditPublisher({
-    bus,
-    log: capture().log,
-    ids,
-    capacity: 10,
-    flushMs: 1_000,
-  });
+  const audit = publisher(bus);
   audit.record(exchange(1));
   const stopped = audit.stop(1_000);
   await settle();
