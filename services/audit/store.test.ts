@@ -68,8 +68,9 @@ for (const engine of engines) {
     test("returns exactly the recorded event, newest first, keyset-paged", async () => {
       const tenant = tenantName();
       const base = Date.now() - 60_000;
+      // Different sizes: every row must get its own slice of the batch's bytes.
       const events = Array.from({ length: 5 }, (_, i) =>
-        gatewayEvent({ tenant, timeMs: base + i }),
+        gatewayEvent({ tenant, timeMs: base + i, upstream: "u".repeat(1 + i * 40) }),
       );
       await insertEvents(
         await db(),
@@ -80,11 +81,14 @@ for (const engine of engines) {
         first.map((r) => r.id),
         [events[4]?.id, events[3]?.id, events[2]?.id],
       );
-      assert.deepEqual(rowEvent(first[0]?.event ?? new Uint8Array()), events[4]);
+      assert.deepEqual(
+        first.map((r) => rowEvent(r.event)),
+        [events[4], events[3], events[2]],
+      );
       const rest = await listEvents(await db(), tenant, {}, { limit: 3, beforeId: first[2]?.id });
       assert.deepEqual(
-        rest.map((r) => r.id),
-        [events[1]?.id, events[0]?.id],
+        rest.map((r) => rowEvent(r.event)),
+        [events[1], events[0]],
       );
     });
 

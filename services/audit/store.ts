@@ -7,17 +7,20 @@ import { type EventRow, microsToIso } from "./event-row.ts";
 const insertSql = `INSERT INTO audit.events
        (id, tenant, time, kind, trace_id, token, upstream, decision, status, event)
      SELECT id, tenant, time, kind, trace_id, token, upstream, decision, status,
-            decode(event, 'base64')
+            substring($12::bytea FROM start FOR length)
        FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
-                   $6::text[], $7::text[], $8::int4[], $9::int4[], $10::text[])
-         AS t(id, tenant, time, kind, trace_id, token, upstream, decision, status, event)`;
+                   $6::text[], $7::text[], $8::int4[], $9::int4[], $10::int4[], $11::int4[])
+         AS t(id, tenant, time, kind, trace_id, token, upstream, decision, status, start, length)`;
 
 /**
- * Stores a batch in one statement; rows whose id is already stored are skipped, which is
- * what makes redelivery harmless. Arrays (one per column) rather than a VALUES list keep
- * the statement text and parameter count fixed whatever the batch size. Bytes and times
- * travel as text (base64, ISO 8601 with microseconds) so PostgreSQL and PGlite read them
- * the same way. Resolves with the number of rows actually inserted.
+ * Stores a batch in one statement; rows already stored (same tenant and id) are skipped,
+ * which is what makes redelivery harmless. Arrays (one per column) rather than a VALUES list keep
+ * the statement text and parameter count fixed whatever the batch size. The events' bytes
+ * travel as one bytea parameter, every event's bytes one after the other, which each row
+ * takes its slice of (start and length arrays): binary on the wire, where an array of base64
+ * text cost the ingest and PostgreSQL an encoding, an escape and a parse per event. Times
+ * travel as ISO 8601 text with microseconds, which PostgreSQL and PGlite read the same way.
+ * Resolves with the number of rows actually inserted.
  *
  * A plain INSERT is tried first: `ON CONFLICT DO NOTHING` makes PostgreSQL insert every row
  * speculatively, about 15% more of its CPU per row, for duplicates that only a redelivery
@@ -27,6 +30,13 @@ const insertSql = `INSERT INTO audit.events
  */
 export async function insertEvents(db: Queryable, rows: readonly EventRow[]): Promise<number> {
   if (rows.length === 0) return 0;
+  // 1-based offsets into the concatenated bytes, as substring() counts.
+  const starts: number[] = [];
+  let start = 1;
+  for (const r of rows) {
+    starts.push(start);
+    start += r.bytes.byteLength;
+  }
   const params = [
     rows.map((r) => r.id),
     rows.map((r) => r.tenant),
@@ -37,15 +47,15 @@ export async function insertEvents(db: Queryable, rows: readonly EventRow[]): Pr
     rows.map((r) => r.upstream),
     rows.map((r) => r.decision),
     rows.map((r) => r.status),
-    rows.map((r) =>
-      Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength).toString("base64"),
-    ),
+    starts,
+    rows.map((r) => r.bytes.byteLength),
+    Buffer.concat(rows.map((r) => r.bytes)),
   ];
   try {
     return (await db.query(insertSql, params)).rowCount;
   } catch (err) {
     if (!isUniqueViolation(err, "events_pkey")) throw err;
-    return (await db.query(`${insertSql} ON CONFLICT (id) DO NOTHING`, params)).rowCount;
+    return (await db.query(`${insertSql} ON CONFLICT (tenant, id) DO NOTHING`, params)).rowCount;
   }
 }
 
