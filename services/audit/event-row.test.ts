@@ -104,11 +104,7 @@ describe("event rows", () => {
   });
 
   test("keep microsecond precision, like timestamptz", () => {
-    const us = timestampMicros({
-      $typeName: "google.protobuf.Timestamp",
-      seconds: 1_700_000_000n,
-      nanos: 123_456_789,
-    });
+    const us = timestampMicros({ seconds: 1_700_000_000n, nanos: 123_456_789 });
     assert.equal(us, 1_700_000_000_123_456n);
     assert.equal(microsToIso(us), "2023-11-14T22:13:20.123456Z");
   });

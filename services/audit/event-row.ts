@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MalformedBatchError, splitAuditEventBatch } from "../../libs/bus/audit-batch.ts";
 import {
   type AuditEvent,
@@ -8,6 +8,7 @@ import {
   ResourceType,
 } from "../../libs/gen/latchkey/events/v1/events_pb.js";
 import { isTenantId, unknownTenant } from "../../libs/names/index.ts";
+import { readGatewayRequestColumns } from "./event-columns.ts";
 
 /** The kinds of event the audit log stores, as in the `kind` column. */
 export type EventKindName = "gateway_request" | "change";
@@ -53,6 +54,8 @@ const maxSeconds = 253402300800n;
  * the original bytes. Throws MalformedEventError when it cannot be recorded.
  */
 export function auditPayloadToRow(data: Uint8Array, receivedAt: Date): EventRow {
+  const columns = readGatewayRequestColumns(data);
+  if (columns !== undefined) return eventToRow(columns, data);
   let event: AuditEvent;
   try {
     event = fromBinary(AuditEventSchema, data);
@@ -131,8 +134,26 @@ export function changePayloadToRow(
   return eventToRow(event, toBinary(AuditEventSchema, event));
 }
 
+/**
+ * The parts of an AuditEvent that its row indexes: an AuditEvent decoded by protobuf-es, or
+ * the columns read straight off the wire by readGatewayRequestColumns.
+ */
+export interface EventColumns {
+  id: string;
+  tenant: string;
+  time?: { seconds: bigint; nanos: number } | undefined;
+  traceId: string;
+  detail:
+    | {
+        case: "gatewayRequest";
+        value: { token: string; upstream: string; decision: number; status: number };
+      }
+    | { case: "change"; value: { resourceType: ResourceType; resource: string } }
+    | { case: undefined; value?: undefined };
+}
+
 /** Derives the indexed columns of an event whose binary form is `bytes`. */
-export function eventToRow(event: AuditEvent, bytes: Uint8Array): EventRow {
+export function eventToRow(event: EventColumns, bytes: Uint8Array): EventRow {
   if (!eventIdPattern.test(event.id)) throw new MalformedEventError("invalid event id");
   if (!isTenantId(event.tenant) && event.tenant !== unknownTenant)
     throw new MalformedEventError("invalid tenant");
@@ -192,8 +213,11 @@ export function traceIdFromTraceparent(header: string | undefined): string | und
   return traceId && traceId !== zeroTraceId ? traceId : undefined;
 }
 
-/** A Timestamp as microseconds since the epoch; throws MalformedEventError when out of range. */
-export function timestampMicros(ts: Timestamp): bigint {
+/**
+ * A Timestamp's seconds and nanos as microseconds since the epoch; throws
+ * MalformedEventError when out of range.
+ */
+export function timestampMicros(ts: { seconds: bigint; nanos: number }): bigint {
   if (ts.seconds < 0n || ts.seconds >= maxSeconds || ts.nanos < 0 || ts.nanos > 999_999_999) {
     throw new MalformedEventError("time out of range");
   }
