@@ -7,7 +7,7 @@ import { GatewayDecision } from "../../libs/gen/latchkey/events/v1/events_pb.js"
 import { embeddedDb, skipUnless, testDatabase } from "../../test/fixtures/services.ts";
 import { migrations } from "./component.ts";
 import { auditBytes, changeBytes, changeEvent, gatewayEvent } from "./event-fixtures.ts";
-import { auditPayloadToRow, changePayloadToRow, rowEvent } from "./event-row.ts";
+import { auditPayloadToRow, changePayloadToRow, microsToIso, rowEvent } from "./event-row.ts";
 import { countEvents, countUsage, insertEvents, listEvents } from "./store.ts";
 
 const now = new Date();
@@ -63,6 +63,25 @@ for (const engine of engines) {
       const c = auditPayloadToRow(auditBytes(gatewayEvent({ tenant })), now);
       assert.equal(await insertEvents(await db(), [c, c]), 1);
       assert.equal(await countEvents(await db(), tenant), 3);
+    });
+
+    test("stores each event's time to the microsecond, up to the last one of 9999", async () => {
+      const tenant = tenantName();
+      const times = [1_700_000_000_123_456n, 253_402_300_799_999_999n, 1n];
+      const rows = times.map((timeUs) => ({
+        ...auditPayloadToRow(auditBytes(gatewayEvent({ tenant })), now),
+        timeUs,
+      }));
+      await insertEvents(await db(), rows);
+      const { rows: stored } = await (await db()).query<{ id: string; time: string }>(
+        `SELECT id, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time
+           FROM audit.events WHERE tenant = $1`,
+        [tenant],
+      );
+      assert.deepEqual(
+        new Map(stored.map((r) => [r.id, r.time])),
+        new Map(rows.map((r) => [r.id, microsToIso(r.timeUs)])),
+      );
     });
 
     test("returns exactly the recorded event, newest first, keyset-paged", async () => {
