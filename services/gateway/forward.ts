@@ -153,6 +153,8 @@ class Relay implements Dispatcher.DispatchHandler {
   readonly #resolve: (outcome: Refusal | Relayed) => void;
   #controller: Dispatcher.DispatchController | undefined;
   #done = false;
+  /** Whether a body chunk has been written (the response head goes out with the first). */
+  #wroteBody = false;
 
   constructor(
     res: ServerResponse,
@@ -184,6 +186,11 @@ class Relay implements Dispatcher.DispatchHandler {
     this.#controller?.resume();
   };
 
+  /** Sends the response head alone, unless a body chunk already took it along. */
+  readonly #flushHead = (): void => {
+    if (!this.#wroteBody && !this.#done && !this.#res.destroyed) this.#res.flushHeaders();
+  };
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     if (this.#res.destroyed) controller.abort(new ClientClosedError());
@@ -212,10 +219,13 @@ class Relay implements Dispatcher.DispatchHandler {
       return;
     }
     exchange.status = statusCode;
-    // An event stream may stay silent for a while: send the head now so the client's
-    // EventSource opens instead of waiting for the first event.
+    // An event stream may stay silent for a while: send the head at the end of this turn so
+    // the client's EventSource opens instead of waiting for the first event. When that event
+    // came in the same read (the usual case), the head has left with it in one write.
     const type = headers["content-type"];
-    if (typeof type === "string" && type.startsWith("text/event-stream")) res.flushHeaders();
+    if (typeof type === "string" && type.startsWith("text/event-stream")) {
+      setImmediate(this.#flushHead);
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -225,6 +235,7 @@ class Relay implements Dispatcher.DispatchHandler {
       return;
     }
     this.#exchange.responseBytes += chunk.length;
+    this.#wroteBody = true;
     if (!res.write(chunk)) {
       controller.pause();
       res.once("drain", this.#resume);

@@ -102,6 +102,16 @@ function startUpstream(): Promise<void> {
         res.end("data: second\n\n");
         return;
       }
+      case "/base/v1/sse-quiet": {
+        // The head now, the first event only when the test says so.
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.flushHeaders();
+        await new Promise<void>((resolve) => {
+          releaseStream = resolve;
+        });
+        res.end("data: late\n\n");
+        return;
+      }
       case "/base/v1/slow":
         await sleep(1_500);
         res.end("late");
@@ -479,6 +489,21 @@ describe("gateway: proxying", () => {
     releaseStream = undefined;
     await once(res, "end");
     assert.equal(Buffer.concat(rest).toString(), "data: second\n\n");
+  });
+
+  test("an event stream's head reaches the client before its first event", async () => {
+    const url = new URL(`${gatewayUrl}/api/v1/sse-quiet`);
+    const req = httpRequest(url, { headers: bearer(acmeToken.secret) });
+    req.end();
+    const [res] = (await once(req, "response")) as [IncomingMessage];
+    assert.equal(res.statusCode, 200);
+    assert.ok(releaseStream, "the upstream has not sent an event yet");
+    const body: Buffer[] = [];
+    res.on("data", (chunk: Buffer) => body.push(chunk));
+    releaseStream();
+    releaseStream = undefined;
+    await once(res, "end");
+    assert.equal(Buffer.concat(body).toString(), "data: late\n\n");
   });
 });
 
