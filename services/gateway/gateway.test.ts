@@ -68,6 +68,17 @@ interface Received {
 }
 const received: Received[] = [];
 let releaseStream: (() => void) | undefined;
+
+/** Lets the held upstream stream end; resolves with what the client receives from now on. */
+async function releaseAndRead(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  res.on("data", (chunk: Buffer) => chunks.push(chunk));
+  assert.ok(releaseStream, "the upstream is still holding the stream open");
+  releaseStream();
+  releaseStream = undefined;
+  await once(res, "end");
+  return Buffer.concat(chunks).toString();
+}
 let upstream: Server;
 let upstreamUrl = "";
 
@@ -482,13 +493,7 @@ describe("gateway: proxying", () => {
     const [first] = (await once(res, "data")) as [Buffer];
     // The upstream is still holding the response open: this chunk was not buffered.
     assert.equal(String(first), "data: first\n\n");
-    assert.ok(releaseStream, "upstream still streaming");
-    const rest: Buffer[] = [];
-    res.on("data", (chunk: Buffer) => rest.push(chunk));
-    releaseStream();
-    releaseStream = undefined;
-    await once(res, "end");
-    assert.equal(Buffer.concat(rest).toString(), "data: second\n\n");
+    assert.equal(await releaseAndRead(res), "data: second\n\n");
   });
 
   test("an event stream's head reaches the client before its first event", async () => {
@@ -497,13 +502,8 @@ describe("gateway: proxying", () => {
     req.end();
     const [res] = (await once(req, "response")) as [IncomingMessage];
     assert.equal(res.statusCode, 200);
-    assert.ok(releaseStream, "the upstream has not sent an event yet");
-    const body: Buffer[] = [];
-    res.on("data", (chunk: Buffer) => body.push(chunk));
-    releaseStream();
-    releaseStream = undefined;
-    await once(res, "end");
-    assert.equal(Buffer.concat(body).toString(), "data: late\n\n");
+    // The upstream has not sent an event yet: it waits for releaseAndRead.
+    assert.equal(await releaseAndRead(res), "data: late\n\n");
   });
 });
 
