@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { pathToFileURL } from "node:url";
 import { migrate } from "../../libs/db/index.ts";
 import type { Db } from "../../libs/db/types.ts";
 import { GatewayDecision } from "../../libs/gen/latchkey/events/v1/events_pb.js";
@@ -192,3 +196,46 @@ for (const engine of engines) {
     });
   });
 }
+
+describe("audit store: migration 0002 on a table written by 0001", {
+  skip: engines[0]?.skip,
+}, () => {
+  test("keeps every row, still skips a redelivered one and finds rows by trace id", async () => {
+    // A migrations folder holding 0001 alone: the schema as deployments before 0002 have it.
+    const only0001 = await mkdtemp(join(tmpdir(), "audit-0001-"));
+    await copyFile(new URL("0001_init.sql", migrations.dir), join(only0001, "0001_init.sql"));
+    const opened = await testDatabase({
+      migrate: [{ ...migrations, dir: pathToFileURL(`${only0001}/`) }],
+    });
+    try {
+      const tenant = tenantName();
+      const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const rows = [
+        auditPayloadToRow(auditBytes(gatewayEvent({ tenant, traceId: trace })), now),
+        changePayloadToRow(changeBytes(changeEvent({ tenant })), {}, now),
+      ];
+      assert.equal(await insertEvents(opened.db, rows), 2);
+
+      await migrate(opened.db, migrations);
+
+      const listed = await listEvents(opened.db, tenant, {}, { limit: 10 });
+      assert.deepEqual(new Set(listed.map((r) => r.id)), new Set(rows.map((r) => r.id)));
+      assert.equal(await insertEvents(opened.db, rows), 0);
+      const byTrace = await listEvents(opened.db, tenant, { traceId: trace }, { limit: 10 });
+      assert.deepEqual(
+        byTrace.map((r) => r.id),
+        [rows[0]?.id],
+      );
+      const { rows: indexes } = await opened.db.query<{ indexname: string }>(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'audit' AND tablename = 'events' ORDER BY 1",
+      );
+      assert.deepEqual(
+        indexes.map((r) => r.indexname),
+        ["events_pkey", "events_tenant_time", "events_tenant_token_id", "events_trace"],
+      );
+    } finally {
+      await opened.close();
+      await rm(only0001, { recursive: true, force: true });
+    }
+  });
+});
