@@ -5,9 +5,10 @@ import type { EventColumns } from "./event-row.ts";
  * Reads the indexed columns of a binary `latchkey.events.v1.AuditEvent` carrying a
  * `gateway_request` straight off the protobuf wire format, for the ingest's most frequent
  * case: one event per gateway request. protobuf-es' reflective fromBinary() builds the whole
- * message (every string, the int64s through BigInt) and costs the ingest several times more
- * per event than this; only id, tenant, time, trace id and the request's token, upstream,
- * decision and status are needed to index the row, whose bytes are stored as they came.
+ * message (every string, the int64s through BigInt): 2.8-4.3 µs an event on the benchmark
+ * machine, against 1.0-1.2 µs here. Only id, tenant, time, trace id and the request's token,
+ * upstream, decision and status are needed to index the row, whose bytes are stored as they
+ * came; the other string fields are checked (UTF-8) but not decoded.
  *
  * Returns undefined for anything but the plain shape the gateway writes (services/gateway/
  * audit-event.ts): a change, no time, a message field repeated (protobuf would merge them),
@@ -117,8 +118,11 @@ function lengthPrefix(): number {
   return end;
 }
 
-/** A proto3 string: UTF-8 checked like protobuf-es does (it refuses invalid UTF-8). */
-function string(): string {
+/**
+ * A proto3 string, UTF-8 checked like protobuf-es does (it refuses invalid UTF-8); decoded
+ * only when `keep` (the other string fields are checked and passed over).
+ */
+function string(keep = true): string {
   const end = lengthPrefix();
   if (!reader.ok) return "";
   const { buf, at } = reader;
@@ -129,7 +133,7 @@ function string(): string {
       break;
     }
   }
-  return buf.toString("utf8", at, end);
+  return keep ? buf.toString("utf8", at, end) : "";
 }
 
 /** A non-negative int32 (a negative one is ten bytes on the wire: left to protobuf-es). */
@@ -207,9 +211,9 @@ function gatewayRequest(end: number): {
           reader.ok = false;
           break;
         }
-        const value = string();
-        if (field === 2) request.token = value;
-        else if (field === 3) request.upstream = value;
+        if (field === 2) request.token = string();
+        else if (field === 3) request.upstream = string();
+        else string(false);
         break;
       }
       case 6:

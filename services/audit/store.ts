@@ -14,13 +14,13 @@ const insertSql = `INSERT INTO audit.events
 
 /**
  * Stores a batch in one statement; rows already stored (same tenant and id) are skipped,
- * which is what makes redelivery harmless. Arrays (one per column) rather than a VALUES list keep
- * the statement text and parameter count fixed whatever the batch size. The events' bytes
- * travel as one bytea parameter, every event's bytes one after the other, which each row
- * takes its slice of (start and length arrays): binary on the wire, where an array of base64
- * text cost the ingest and PostgreSQL an encoding, an escape and a parse per event. Times
- * travel as ISO 8601 text with microseconds, which PostgreSQL and PGlite read the same way.
- * Resolves with the number of rows actually inserted.
+ * which is what makes redelivery harmless. Arrays (one per column) rather than a VALUES list
+ * keep the statement text and parameter count fixed whatever the batch size. The events'
+ * bytes travel as one bytea parameter, every event's bytes one after the other, which each
+ * row takes its slice of (start and length arrays): binary on the wire, where an array of
+ * base64 text cost the ingest and PostgreSQL an encoding, an escape and a parse per event.
+ * Times travel as ISO 8601 text with microseconds, which PostgreSQL and PGlite read the same
+ * way. Resolves with the number of rows actually inserted.
  *
  * A plain INSERT is tried first: `ON CONFLICT DO NOTHING` makes PostgreSQL insert every row
  * speculatively, about 15% more of its CPU per row, for duplicates that only a redelivery
