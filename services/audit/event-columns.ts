@@ -136,6 +136,12 @@ function string(keep = true): string {
   return keep ? buf.toString("utf8", at, end) : "";
 }
 
+/** Whether a known field came with its declared wire type; clears `ok` when it did not. */
+function declared(wireType: number, expected: number): boolean {
+  if (wireType !== expected) reader.ok = false;
+  return reader.ok;
+}
+
 /** A non-negative int32 (a negative one is ten bytes on the wire: left to protobuf-es). */
 function int32(): number {
   const value = varint();
@@ -174,8 +180,8 @@ function timestamp(end: number): { seconds: bigint; nanos: number } {
     const field = key >>> 3;
     const wireType = key & 7;
     if (field === 1 || field === 2) {
-      if (wireType !== VARINT) reader.ok = false;
-      else if (field === 1) seconds = varint();
+      if (!declared(wireType, VARINT)) break;
+      if (field === 1) seconds = varint();
       else nanos = int32();
     } else {
       skip(wireType);
@@ -198,43 +204,37 @@ function gatewayRequest(end: number): {
     const field = key >>> 3;
     const wireType = key & 7;
     switch (field) {
+      // Strings: token, upstream; request_id, method, path, reason, client_address and
+      // dry_run_rule_ids only checked.
       case 2:
       case 3:
-      case 1: // request_id
-      case 4: // method
-      case 5: // path
-      case 7: // reason
-      case 12: // client_address
-      case 14: {
-        // dry_run_rule_ids
-        if (wireType !== LEN) {
-          reader.ok = false;
-          break;
-        }
+      case 1:
+      case 4:
+      case 5:
+      case 7:
+      case 12:
+      case 14:
+        if (!declared(wireType, LEN)) break;
         if (field === 2) request.token = string();
         else if (field === 3) request.upstream = string();
         else string(false);
         break;
-      }
+      // int32: decision (an open enum), status, credential_version; int64: duration_us,
+      // request_bytes, response_bytes, policy_version, only checked (a negative number is
+      // ten bytes long and goes to protobuf-es).
       case 6:
       case 8:
-      case 15: // decision (an open enum), status, credential_version: int32
+      case 15:
       case 9:
       case 10:
       case 11:
-      case 13: {
-        // duration_us, request_bytes, response_bytes, policy_version: int64, read only to
-        // check them (a negative one is ten bytes long and goes to protobuf-es)
-        if (wireType !== VARINT) {
-          reader.ok = false;
-          break;
-        }
+      case 13:
+        if (!declared(wireType, VARINT)) break;
         if (field === 6) request.decision = int32();
         else if (field === 8) request.status = int32();
         else if (field === 15) int32();
         else varint();
         break;
-      }
       default:
         skip(wireType); // unknown fields
     }
