@@ -8,24 +8,24 @@ import { auditPayloadToRow, type EventRow, eventToRow } from "./event-row.ts";
 
 const receivedAt = new Date("2030-01-02T03:04:05.678Z");
 
-/** The row protobuf-es' reflective decoding gives, or the error it ends in. */
-function reflectiveRow(data: Uint8Array): EventRow | string {
+/** The row `decode` gives, or the error it ends in as "Name: message". */
+function outcome(decode: () => EventRow): EventRow | string {
   try {
-    return eventToRow(fromBinary(AuditEventSchema, data), data);
+    return decode();
   } catch (err) {
     return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   }
 }
 
+/** The row protobuf-es' reflective decoding gives, or the error it ends in. */
+function reflectiveRow(data: Uint8Array): EventRow | string {
+  return outcome(() => eventToRow(fromBinary(AuditEventSchema, data), data));
+}
+
 /** The row the fast reader gives, its error, or undefined where it leaves the event. */
 function fastRow(data: Uint8Array): EventRow | string | undefined {
   const columns = readGatewayRequestColumns(data);
-  if (columns === undefined) return undefined;
-  try {
-    return eventToRow(columns, data);
-  } catch (err) {
-    return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  }
+  return columns === undefined ? undefined : outcome(() => eventToRow(columns, data));
 }
 
 /** Gateway events covering every GatewayRequest field, non-ASCII text and odd values. */
@@ -99,12 +99,7 @@ describe("reading a gateway event's columns off the wire", () => {
     for (const [name, data] of Object.entries(cases)) {
       assert.equal(readGatewayRequestColumns(data), undefined, name);
       // ...and auditPayloadToRow still answers as protobuf-es does.
-      let row: EventRow | string;
-      try {
-        row = auditPayloadToRow(data, receivedAt);
-      } catch (err) {
-        row = `${(err as Error).name}: ${(err as Error).message}`;
-      }
+      const row = outcome(() => auditPayloadToRow(data, receivedAt));
       if (name !== "without a time") {
         const reflective = reflectiveRow(data);
         if (typeof reflective === "string") assert.equal(typeof row, "string", name);

@@ -42,7 +42,7 @@ function readEvent(): EventColumns | undefined {
     const field = key >>> 3;
     const wireType = key & 7;
     if (field === 1 || field === 2 || field === 4) {
-      if (wireType !== LEN) return undefined;
+      if (!declared(wireType, LEN)) break;
       const value = string();
       if (field === 1) id = value;
       else if (field === 2) tenant = value;

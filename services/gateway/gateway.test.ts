@@ -68,6 +68,8 @@ interface Received {
 }
 const received: Received[] = [];
 let releaseStream: (() => void) | undefined;
+let upstream: Server;
+let upstreamUrl = "";
 
 /** Lets the held upstream stream end; resolves with what the client receives from now on. */
 async function releaseAndRead(res: IncomingMessage): Promise<string> {
@@ -79,8 +81,6 @@ async function releaseAndRead(res: IncomingMessage): Promise<string> {
   await once(res, "end");
   return Buffer.concat(chunks).toString();
 }
-let upstream: Server;
-let upstreamUrl = "";
 
 function startUpstream(): Promise<void> {
   upstream = createServer(async (req: IncomingMessage, res) => {
