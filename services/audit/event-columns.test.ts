@@ -81,7 +81,8 @@ describe("reading a gateway event's columns off the wire", () => {
     const negativeStatus = gatewayEvent({ status: -1 });
     const plain = auditBytes(gatewayEvent());
     const badUtf8 = auditBytes(gatewayEvent({ upstream: "caf\u00e9" }));
-    badUtf8[badUtf8.indexOf(0xc3)] = 0xff;
+    // The first byte of "é" inside "café" (a 0xc3 may also occur in the time's varints).
+    badUtf8[Buffer.from(badUtf8).indexOf("caf\u00e9") + 3] = 0xff;
     const cases: Record<string, Uint8Array> = {
       "without a time": auditBytes(withoutTime),
       "a negative int32": auditBytes(negativeStatus),
@@ -137,7 +138,8 @@ describe("reading a gateway event's columns off the wire", () => {
         `mutation ${i}: ${Buffer.from(mutated).toString("hex")}`,
       );
     }
-    // Most single-byte changes still leave a readable event: the comparison ran many times.
-    assert.ok(read > 5_000, `only ${read} corrupted events were read by the fast path`);
+    // Many corruptions still leave a readable event (about 5,170 of the 20,000 in every run
+    // seen, ids and times varying): the comparison ran thousands of times.
+    assert.ok(read > 4_000, `only ${read} corrupted events were read by the fast path`);
   });
 });
