@@ -47,6 +47,7 @@ import {
 import { VaultService } from "../../libs/gen/latchkey/vault/v1/vault_pb.js";
 import { createLogger } from "../../libs/log/index.ts";
 import { generateTokenSecret } from "../../libs/token-format/index.ts";
+import { bufferedBodyBytes } from "./forward.ts";
 import { createGateway, type Gateway } from "./gateway.ts";
 
 const newSecret = (): string => generateTokenSecret().secret;
@@ -67,6 +68,8 @@ interface Received {
   body: string;
 }
 const received: Received[] = [];
+/** Requests the upstream began to read, whether or not their body arrived whole. */
+let upstreamStarted = 0;
 let releaseStream: (() => void) | undefined;
 let upstream: Server;
 let upstreamUrl = "";
@@ -84,6 +87,7 @@ async function releaseAndRead(res: IncomingMessage): Promise<string> {
 
 function startUpstream(): Promise<void> {
   upstream = createServer(async (req: IncomingMessage, res) => {
+    upstreamStarted++;
     const chunks: Buffer[] = [];
     try {
       for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -231,6 +235,11 @@ const transport = createRouterTransport((router) => {
             }),
             upstreamInit("acme", "down", { origin: downUrl }),
             upstreamInit("acme", "open", { origin: upstreamUrl, basePath: "/base" }),
+            upstreamInit("acme", "bulk", {
+              origin: upstreamUrl,
+              basePath: "/base",
+              maxRequestBodyBytes: BigInt(4 * bufferedBodyBytes),
+            }),
           ],
           policySet: {
             version: 7n,
@@ -461,6 +470,45 @@ describe("gateway: proxying", () => {
     assert.equal(res.status, 200);
     assert.equal(JSON.parse(res.text).bytes, 14);
     assert.equal((received.at(-1) as Received).body, "hello upstream");
+    const event = await auditOf(String(res.headers["x-request-id"]));
+    assert.equal(gatewayRequest(event).requestBytes, 14n);
+  });
+
+  test("a body past the buffered size streams through whole", async () => {
+    const body = randomBytes(bufferedBodyBytes + 1000);
+    const res = await call("/bulk/v1/upload", {
+      method: "POST",
+      headers: bearer(acmeToken.secret),
+      body,
+    });
+    assert.equal(res.status, 200);
+    assert.equal(JSON.parse(res.text).bytes, body.length);
+    const event = await auditOf(String(res.headers["x-request-id"]));
+    assert.equal(gatewayRequest(event).requestBytes, BigInt(body.length));
+  });
+
+  test("a client that leaves mid-body sends nothing upstream and is audited", async () => {
+    const before = upstreamStarted;
+    const url = new URL(gatewayUrl);
+    const socket = connect(Number(url.port), url.hostname);
+    await once(socket, "connect");
+    socket.write(
+      `POST /api/v1/partial HTTP/1.1\r\nHost: ${url.host}\r\n` +
+        `Authorization: Bearer ${acmeToken.secret}\r\nContent-Length: 100\r\n\r\n0123456789`,
+    );
+    await sleep(50);
+    socket.destroy();
+    let event: AuditEvent | undefined;
+    for (let i = 0; i < 200 && event === undefined; i++) {
+      event = audited.find(
+        (e) => e.detail.case === "gatewayRequest" && e.detail.value.path === "/v1/partial",
+      );
+      if (event === undefined) await sleep(10);
+    }
+    assert.ok(event, "the request was audited");
+    assert.equal(gatewayRequest(event).reason, "client_closed");
+    assert.equal(gatewayRequest(event).status, 0);
+    assert.equal(upstreamStarted, before);
   });
 
   test("relays redirects instead of following them", async () => {
