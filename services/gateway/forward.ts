@@ -59,7 +59,8 @@ export interface Forwarder {
  * collections on a busy gateway, so they were promoted and the old generation filled with
  * garbage: in the benchmark (1 KiB POSTs) the gateway used 20-25% more CPU per request
  * streaming than buffering (docs/benchmarks.md). The body is in memory anyway: it usually
- * arrives in the same read as the head.
+ * arrives in the same read as the head. The cost is at most this much memory per request in
+ * flight, and only for requests whose token and policy have already passed.
  */
 export const bufferedBodyBytes = 64 * 1024;
 
