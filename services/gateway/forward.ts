@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import type { Readable } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
 import type { Credential } from "./credential.ts";
 import type { Exchange } from "./exchange.ts";
@@ -128,12 +127,20 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     forward(req, res, exchange, route, upstream, outbound, credential) {
       const max = upstream.maxRequestBodyBytes;
       if (route.contentLength > max) return Promise.resolve(refusals.bodyTooLarge);
-      const send = (body: Dispatcher.DispatchOptions["body"]) =>
-        dispatch(res, exchange, upstream, outbound, credential, body);
-      if (route.chunked) return send(limitBody(req, max) as unknown as Readable);
-      if (route.contentLength === 0) return send(null);
-      if (route.contentLength > bufferedBodyBytes) return send(req);
-      return readBody(req).then((body) => (body === undefined ? clientClosed : send(body)));
+      if (route.chunked) {
+        const body = limitBody(req, max) as unknown as Dispatcher.DispatchOptions["body"];
+        return dispatch(res, exchange, upstream, outbound, credential, body);
+      }
+      if (route.contentLength === 0 || route.contentLength > bufferedBodyBytes) {
+        const body = route.contentLength === 0 ? null : req;
+        return dispatch(res, exchange, upstream, outbound, credential, body);
+      }
+      // A small declared body: read whole first (see bufferedBodyBytes).
+      return readBody(req).then((body) =>
+        body === undefined
+          ? clientClosed
+          : dispatch(res, exchange, upstream, outbound, credential, body),
+      );
     },
     async close() {
       const closing = [...pools.values()].map((pool) => pool.close());
