@@ -375,17 +375,20 @@ async function rawCall(head: string): Promise<{ status: number; headers: string;
 
 const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });
 
-/** The audit event of the request whose x-request-id is `requestId`. */
-async function auditOf(requestId: string): Promise<AuditEvent> {
+/** The first gateway request audited with `field` equal to `value`, waiting up to 2 s. */
+async function auditWhere(field: "requestId" | "path", value: string): Promise<AuditEvent> {
   for (let i = 0; i < 200; i++) {
     const event = audited.find(
-      (e) => e.detail.case === "gatewayRequest" && e.detail.value.requestId === requestId,
+      (e) => e.detail.case === "gatewayRequest" && e.detail.value[field] === value,
     );
     if (event) return event;
     await sleep(10);
   }
-  throw new Error(`no audit event for ${requestId}`);
+  throw new Error(`no audit event with ${field} ${value}`);
 }
+
+/** The audit event of the request whose x-request-id is `requestId`. */
+const auditOf = (requestId: string) => auditWhere("requestId", requestId);
 
 function gatewayRequest(event: AuditEvent) {
   assert.equal(event.detail.case, "gatewayRequest");
@@ -498,14 +501,7 @@ describe("gateway: proxying", () => {
     );
     await sleep(50);
     socket.destroy();
-    let event: AuditEvent | undefined;
-    for (let i = 0; i < 200 && event === undefined; i++) {
-      event = audited.find(
-        (e) => e.detail.case === "gatewayRequest" && e.detail.value.path === "/v1/partial",
-      );
-      if (event === undefined) await sleep(10);
-    }
-    assert.ok(event, "the request was audited");
+    const event = await auditWhere("path", "/v1/partial");
     assert.equal(gatewayRequest(event).reason, "client_closed");
     assert.equal(gatewayRequest(event).status, 0);
     assert.equal(upstreamStarted, before);
