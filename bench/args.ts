@@ -17,6 +17,8 @@ export interface BenchConfig {
   openRate: number;
   /** Open-loop duration per measurement, seconds. */
   openDurationS: number;
+  /** Unrecorded open-loop lead-in before each measurement, seconds (see OpenLoopSpec.leadInS). */
+  openLeadInS: number;
   /** Unmeasured warm-up requests per route and target before the first round. */
   warmupRequests: number;
   pin: PinLayout;
@@ -97,13 +99,16 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
   if (values.dispatch !== "auto" && values.dispatch !== "spin" && values.dispatch !== "timer") {
     throw new Error(`--dispatch must be auto, spin or timer, got ${values.dispatch}`);
   }
+  const openDurationS = positiveNumber("open-duration", values["open-duration"], quick ? 1 : 10);
   return {
     quick,
     rounds: Math.round(positiveNumber("rounds", values.rounds, quick ? 1 : 3)),
     connections: Math.round(positiveNumber("connections", values.connections, 50)),
     closedDurationS: positiveNumber("duration", values.duration, quick ? 1 : 10),
     openRate: positiveNumber("rate", values.rate, 1000),
-    openDurationS: positiveNumber("open-duration", values["open-duration"], quick ? 1 : 10),
+    openDurationS,
+    // 1 s before a 10-s measurement; a fifth of a shorter one (0.2 s in quick mode).
+    openLeadInS: Math.min(1, openDurationS / 5),
     warmupRequests: Math.round(positiveNumber("warmup", values.warmup, quick ? 1000 : 20000)),
     pin: values.pin,
     load: values.load,

@@ -21,7 +21,10 @@ const DRAIN_TIMEOUT_MS = 5000;
 const PREWARM_REQUESTS = 32;
 
 const spec = readSpecArgument<OpenLoopSpec>();
-const total = Math.max(1, Math.round(spec.rate * spec.durationS));
+/** Requests of the lead-in (sent on the timetable, never recorded), then the measured ones. */
+const leadIn = Math.round(spec.rate * spec.leadInS);
+const measured = Math.max(1, Math.round(spec.rate * spec.durationS));
+const total = leadIn + measured;
 const intervalMs = 1000 / spec.rate;
 const path = requestPath(spec.baseUrl, spec.route.path);
 const pool = new Pool(originOf(spec.baseUrl), {
@@ -29,11 +32,11 @@ const pool = new Pool(originOf(spec.baseUrl), {
   pipelining: 1,
   keepAliveTimeout: 120_000,
 });
-const latencies = new LatencyRecorder(total);
+const latencies = new LatencyRecorder(measured);
 // Service time (from the moment the request was handed to the client pool) for comparison:
 // it excludes the generator's own lateness but still includes queueing for a connection.
-const serviceTimes = new LatencyRecorder(total);
-const lags = new Float64Array(total);
+const serviceTimes = new LatencyRecorder(measured);
+const lags = new Float64Array(measured);
 
 let prewarmFailures = 0;
 await Promise.all(
@@ -63,15 +66,18 @@ const t0 = performance.now() + 10;
 
 function fire(i: number, due: number): void {
   const sent = performance.now();
-  lags[i] = sent - due;
+  const recorded = i >= leadIn;
+  if (recorded) lags[i - leadIn] = sent - due;
   outstanding++;
   void sendOne(pool, spec, i, path).then((ok) => {
     const end = performance.now();
-    latencies.record(end - due);
-    serviceTimes.record(end - sent);
-    completed++;
-    if (!ok) errors++;
     outstanding--;
+    if (recorded) {
+      latencies.record(end - due);
+      serviceTimes.record(end - sent);
+      completed++;
+      if (!ok) errors++;
+    }
     if (next >= total && outstanding === 0) allDone();
   });
 }
@@ -110,7 +116,7 @@ if (outstanding > 0) {
     new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS)),
   ]);
 }
-const durationS = (performance.now() - t0) / 1000;
+const durationS = (performance.now() - (t0 + leadIn * intervalMs)) / 1000;
 const timedOut = outstanding;
 await pool.destroy();
 
@@ -122,7 +128,7 @@ if (latency === undefined) {
 const result: OpenLoopResult = {
   tool: "node-open-loop",
   rate: spec.rate,
-  scheduled: total,
+  scheduled: measured,
   completed,
   errors: errors + timedOut,
   timedOut,

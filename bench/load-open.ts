@@ -18,7 +18,7 @@ export async function runOpenLoop(
   assertLoopback(spec.baseUrl);
   const specPath = join(options.tmpDir, `open-${options.id}.json`);
   writeFileSync(specPath, JSON.stringify(spec));
-  // Duration + pre-warm + the generator's 5 s drain timeout + process start-up.
-  const timeoutMs = spec.durationS * 1000 + 20_000;
+  // Lead-in + duration + pre-warm + the generator's 5 s drain timeout + process start-up.
+  const timeoutMs = (spec.leadInS + spec.durationS) * 1000 + 20_000;
   return runNodeChild<OpenLoopResult>(script, [specPath], { cores: options.cores, timeoutMs });
 }

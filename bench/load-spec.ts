@@ -39,6 +39,13 @@ export interface OpenLoopSpec extends LoadSpec {
    * generator has a core of its own on a quiet machine (see `--dispatch`).
    */
   spin: boolean;
+  /**
+   * Seconds the timetable runs before the measured `durationS`, unrecorded: the generator's
+   * own code is compiled and its connections opened then, so its warm-up (a few ms of late
+   * sends every few ms for the first half second, seen on the test machine) is not charged
+   * to the target.
+   */
+  leadInS: number;
 }
 
 /** Result of a closed-loop run. */

@@ -153,6 +153,7 @@ function openSpec(
     headers: { ...running.headers, ...route.headers },
     headerRotation: running.headerRotation,
     durationS: config.openDurationS,
+    leadInS: config.openLeadInS,
     rate: Math.min(running.openRate ?? config.openRate, config.openRate),
     maxConnections: 64,
     spin,
@@ -189,7 +190,7 @@ async function main(): Promise<number> {
     (config.dispatch === "auto" && cpuPlan.loadCores !== undefined && !disturbed(loadBefore));
   log(
     `plan: ${config.rounds} round(s); closed loop ${config.connections} connections x ${config.closedDurationS} s; ` +
-      `open loop ${config.openRate} req/s x ${config.openDurationS} s ` +
+      `open loop ${config.openRate} req/s x ${config.openDurationS} s after a ${config.openLeadInS}-s lead-in ` +
       `(${spin ? "spin dispatch" : "timer dispatch: sends up to ~1 ms late, included in latency"}); ` +
       `warm-up ${config.warmupRequests} requests per route`,
   );
