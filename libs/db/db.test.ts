@@ -89,6 +89,19 @@ function dbContract(getDb: () => Db): void {
     assert.deepEqual(rows[0]?.headers, { traceparent: "00-abc", list: [1] });
   });
 
+  test("a bytea parameter may be a view into a larger buffer, or empty", async () => {
+    const db = getDb();
+    const whole = new Uint8Array(70_000).map((_, i) => (i * 7) % 256);
+    const view = whole.subarray(3, 65_539);
+    const { rows } = await db.query<{ view: Uint8Array; empty: Uint8Array; size: number }>(
+      "select $1::bytea as view, $2::bytea as empty, length($1::bytea) as size",
+      [view, new Uint8Array(0)],
+    );
+    assert.equal(rows[0]?.size, view.byteLength);
+    assert.deepEqual(Buffer.from(rows[0]?.view ?? []), Buffer.from(view));
+    assert.equal(rows[0]?.empty.byteLength, 0);
+  });
+
   test("rowCount counts changed rows", async () => {
     const db = getDb();
     await db.query("insert into dbtest.items (id, size) values ('rc1', 1), ('rc2', 1)");
