@@ -131,9 +131,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         const body = limitBody(req, max) as unknown as Dispatcher.DispatchOptions["body"];
         return dispatch(res, exchange, upstream, outbound, credential, body);
       }
-      if (route.contentLength === 0 || route.contentLength > bufferedBodyBytes) {
-        const body = route.contentLength === 0 ? null : req;
-        return dispatch(res, exchange, upstream, outbound, credential, body);
+      if (route.contentLength === 0) {
+        return dispatch(res, exchange, upstream, outbound, credential, null);
+      }
+      if (route.contentLength > bufferedBodyBytes) {
+        return dispatch(res, exchange, upstream, outbound, credential, req);
       }
       // A small declared body: read whole first (see bufferedBodyBytes).
       return readBody(req).then((body) =>
