@@ -131,7 +131,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         const body = limitBody(req, max) as unknown as Dispatcher.DispatchOptions["body"];
         return dispatch(res, exchange, upstream, outbound, credential, body);
       }
-      if (route.contentLength === 0) {
+      // No body: none declared (-1, as on most GETs) or an empty one.
+      if (route.contentLength <= 0) {
         return dispatch(res, exchange, upstream, outbound, credential, null);
       }
       if (route.contentLength > bufferedBodyBytes) {
