@@ -3,7 +3,7 @@ import { createAdminKeyStore, type Role } from "../libs/auth/index.ts";
 import { loadEnv, storageEnv } from "../libs/config/index.ts";
 import { type Db, migrate } from "../libs/db/index.ts";
 import { UsageError } from "./admin.ts";
-import { allMigrations, openStorage } from "./run.ts";
+import { allMigrations, openStorage } from "./run-services.ts";
 
 async function withDb<T>(env: NodeJS.ProcessEnv, fn: (db: Db) => Promise<T>): Promise<T> {
   const stoppers: (() => Promise<void>)[] = [];
