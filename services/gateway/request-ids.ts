@@ -28,17 +28,21 @@ export interface IdSource {
 /** Creates an id source with its own randomness pool. */
 export function createIdSource(): IdSource {
   const pool = Buffer.allocUnsafe(poolSize);
-  let offset = poolSize;
+  // The pool as one hex string: an id's random part is a slice of it, which costs far less
+  // than a hex conversion per id (~0.3 µs each, five ids a request).
+  let pooled = "";
+  let offset = 0; // in hex digits
   let timeMs = -1;
   let time = "";
 
   function hex(bytes: number): string {
-    if (offset + bytes > poolSize) {
-      randomFillSync(pool);
+    const digits = 2 * bytes;
+    if (offset + digits > pooled.length) {
+      pooled = randomFillSync(pool).toString("hex");
       offset = 0;
     }
-    const text = pool.toString("hex", offset, offset + bytes);
-    offset += bytes;
+    const text = pooled.slice(offset, offset + digits);
+    offset += digits;
     return text;
   }
 
