@@ -58,7 +58,10 @@ export interface Subscription {
  */
 export interface Bus {
   readonly kind: "nats" | "memory";
-  /** Publishes to a stream's subject; resolves once the stream stored it. */
+  /**
+   * Publishes to a stream's subject; resolves once the stream stored it. By then the bus has
+   * copied or sent `data`, so the caller may reuse its buffer.
+   */
   publish(subject: string, data: Uint8Array, options: PublishOptions): Promise<void>;
   /** Starts a durable, at-least-once consumer. */
   consume(options: ConsumeOptions): Subscription;

@@ -8,9 +8,11 @@ import {
   GatewayDecision,
 } from "../../libs/gen/latchkey/events/v1/events_pb.js";
 import {
-  encodeAuditEventBatch,
-  encodeGatewayRequestEvent,
+  entryLength,
+  firstEventId,
   type GatewayRequestEvent,
+  gatewayRequestEntryBound,
+  writeGatewayRequestEntry,
 } from "./audit-event.ts";
 
 const full: GatewayRequestEvent = {
@@ -65,9 +67,28 @@ function reference(event: GatewayRequestEvent) {
   });
 }
 
+/** `events` encoded one after another, as the audit buffer appends them to a batch. */
+function batch(...events: GatewayRequestEvent[]): Buffer {
+  const room = events.reduce((sum, e) => sum + gatewayRequestEntryBound(e), 0);
+  const bytes = Buffer.alloc(room);
+  let at = 0;
+  for (const event of events) {
+    const end = writeGatewayRequestEntry(event, bytes, at);
+    assert.ok(end - at <= gatewayRequestEntryBound(event), "within the bound");
+    at = end;
+  }
+  return bytes.subarray(0, at);
+}
+
+/** The one event of a batch of one, decoded with the generated schema. */
+function decodeOne(event: GatewayRequestEvent) {
+  const { events } = fromBinary(AuditEventBatchSchema, batch(event));
+  assert.equal(events.length, 1);
+  return events[0] as (typeof events)[0];
+}
+
 test("the hand encoder decodes to the same AuditEvent as the generated code builds", () => {
-  const decoded = fromBinary(AuditEventSchema, encodeGatewayRequestEvent(full));
-  assert.ok(equals(AuditEventSchema, decoded, reference(full)));
+  assert.ok(equals(AuditEventSchema, decodeOne(full), reference(full)));
 });
 
 test("zero values are left out, as proto3 does", () => {
@@ -87,21 +108,44 @@ test("zero values are left out, as proto3 does", () => {
     decision: GatewayDecision.REJECTED,
     timeMs: 1_767_225_600_000,
   };
-  const decoded = fromBinary(AuditEventSchema, encodeGatewayRequestEvent(sparse));
-  assert.ok(equals(AuditEventSchema, decoded, reference(sparse)));
+  assert.ok(equals(AuditEventSchema, decodeOne(sparse), reference(sparse)));
 });
 
-test("a batch frames the events' bytes exactly as the generated code encodes AuditEventBatch", () => {
-  // The second event is over 127 bytes, so its length prefix takes two varint bytes.
-  const bytes = [
-    encodeGatewayRequestEvent(full),
-    encodeGatewayRequestEvent({ ...full, id: "evt_01jd4k5m6n7p8q9r0s1t2v3w4y", path: "/" }),
+test("entries frame the events exactly as the generated code encodes AuditEventBatch", () => {
+  // Length prefixes of every size the one-pass writer guesses wrong and moves: a detail
+  // under 128 bytes (one byte, not two), a string of 128 bytes or more (two, not one), and
+  // an event over 16 KiB (three, not two).
+  const events = [
+    full,
+    { ...full, id: "evt_01jd4k5m6n7p8q9r0s1t2v3w4y", path: "/" },
+    { ...full, path: `/${"a".repeat(200)}`, reason: "\u00e9".repeat(70) },
+    { ...full, path: `/${"b".repeat(20_000)}`, dryRunRuleIds: ["x".repeat(300)] },
+    {
+      ...full,
+      token: "",
+      upstream: "",
+      method: "",
+      path: "",
+      reason: "",
+      traceId: "",
+      clientAddress: "",
+      requestId: "r",
+      dryRunRuleIds: [],
+    },
   ];
-  assert.ok((bytes[0]?.byteLength ?? 0) > 127);
-  const events = bytes.map((b) => fromBinary(AuditEventSchema, b));
-  assert.deepEqual(
-    new Uint8Array(encodeAuditEventBatch(bytes)), // a Buffer; compare the bytes
-    toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events })),
+  const expected = toBinary(
+    AuditEventBatchSchema,
+    create(AuditEventBatchSchema, { events: events.map(reference) }),
   );
-  assert.equal(encodeAuditEventBatch([]).byteLength, 0);
+  assert.deepEqual(new Uint8Array(batch(...events)), expected);
+});
+
+test("a batch's first event id and entry lengths are read back from its bytes", () => {
+  const second = { ...full, id: "evt_01jd4k5m6n7p8q9r0s1t2v3w4y", path: `/${"c".repeat(300)}` };
+  const one = batch(full);
+  const bytes = batch(full, second);
+  assert.equal(entryLength(bytes, 0), one.byteLength);
+  assert.equal(entryLength(bytes, one.byteLength), bytes.byteLength - one.byteLength);
+  assert.equal(firstEventId(bytes, 0), full.id);
+  assert.equal(firstEventId(bytes, one.byteLength), second.id);
 });

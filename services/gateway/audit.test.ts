@@ -64,18 +64,21 @@ function publisher(bus: Bus, capacity = 10) {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
 
-/** Holds every publish of `bus` until `release()` is called (one release per publish). */
+/** Holds every publish of `bus` until `release()` is called (which lets all waiting ones go). */
 function gate(bus: Bus, onPublish: (data: Uint8Array) => void = () => {}) {
   const publish = bus.publish;
-  let release = () => {};
+  let waiting: (() => void)[] = [];
   bus.publish = async (subject, data, options) => {
     onPublish(data);
-    await new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    await new Promise<void>((resolve) => waiting.push(resolve));
     return publish(subject, data, options);
   };
-  return { release: () => release() };
+  return {
+    release: () => {
+      for (const resolve of waiting) resolve();
+      waiting = [];
+    },
+  };
 }
 
 test("publishes a round's events as one batch per tenant, in order, on the tenant's subject", async () => {
@@ -233,4 +236,107 @@ test("stop also publishes events recorded while its flush was under way", {
   await settle();
   assert.deepEqual(published(), ["req_1", "req_2"]);
   assert.equal(audit.pending, 0);
+});
+
+test("a tenant's batch grows to hold a busy round; an event over maxBatchBytes goes alone", async () => {
+  const { bus, published } = flakyBus();
+  const sizes: number[] = [];
+  const publish = bus.publish;
+  bus.publish = (subject, data, options) => {
+    sizes.push(splitAuditEventBatch(data).length);
+    return publish(subject, data, options);
+  };
+  const audit = createAuditPublisher({
+    bus,
+    log: capture().log,
+    ids,
+    capacity: 1_000,
+    flushMs: 1_000,
+  });
+  for (let i = 0; i < 300; i++) audit.record(exchange(i)); // ~30 KB: the first buffer grows
+  await audit.flush();
+  await settle();
+  assert.deepEqual(sizes, [300]);
+  assert.deepEqual(
+    published(),
+    Array.from({ length: 300 }, (_, i) => `req_${i}`),
+  );
+
+  const tiny = createAuditPublisher({
+    bus,
+    log: capture().log,
+    ids,
+    capacity: 10,
+    flushMs: 1_000,
+    maxBatchBytes: 10,
+  });
+  for (let i = 0; i < 3; i++) tiny.record(exchange(i));
+  await tiny.flush();
+  assert.deepEqual(sizes, [300, 1, 1, 1]);
+});
+
+test("a full buffer drops the oldest event across tenants", async () => {
+  const { bus, published } = flakyBus();
+  const audit = publisher(bus, 3);
+  audit.record(exchange(1, "a"));
+  audit.record(exchange(2, "b"));
+  audit.record(exchange(3, "a"));
+  audit.record(exchange(4, "b")); // drops req_1, the first of the oldest batch
+  audit.record(exchange(5, "b")); // drops req_3: "a"'s batch is now the oldest
+  assert.equal(audit.dropped, 2);
+  assert.equal(audit.pending, 3);
+  await audit.flush();
+  await settle();
+  assert.deepEqual(published(), ["req_2", "req_4", "req_5"]);
+});
+
+test("a failed batch is published again with the same bytes and message id", async () => {
+  const { bus, down, published } = flakyBus();
+  const attempts: { msgId: string | undefined; data: Uint8Array }[] = [];
+  const publish = bus.publish;
+  bus.publish = (subject, data, options) => {
+    attempts.push({ msgId: options?.msgId, data: new Uint8Array(data) });
+    return publish(subject, data, options);
+  };
+  const audit = publisher(bus);
+  down(true);
+  audit.record(exchange(1));
+  audit.record(exchange(2));
+  await audit.flush();
+  audit.record(exchange(3));
+  down(false);
+  await audit.flush();
+  await settle();
+  assert.equal(attempts.length, 3); // the failed one, its retry, then the late event's batch
+  assert.equal(attempts[1]?.msgId, attempts[0]?.msgId);
+  assert.deepEqual(attempts[1]?.data, attempts[0]?.data);
+  assert.notEqual(attempts[2]?.msgId, attempts[0]?.msgId);
+  assert.deepEqual(published(), ["req_1", "req_2", "req_3"]);
+});
+
+test("a failed batch coming back to a buffer filled meanwhile loses its oldest events", {
+  timeout: 5_000,
+}, async () => {
+  const { bus, down, published } = flakyBus();
+  const { release } = gate(bus);
+  const audit = publisher(bus, 3);
+  audit.record(exchange(1));
+  audit.record(exchange(2));
+  audit.record(exchange(3));
+  down(true);
+  const flushed = audit.flush();
+  await settle();
+  audit.record(exchange(4)); // recorded while the round is out
+  audit.record(exchange(5));
+  release(); // the round fails: room for one of its three events
+  await flushed;
+  assert.equal(audit.dropped, 2);
+  assert.equal(audit.pending, 3);
+  down(false);
+  const next = audit.flush();
+  await settle();
+  release(); // both batches of the round
+  await next;
+  await settle();
+  assert.deepEqual(published(), ["req_3", "req_4", "req_5"]);
 });

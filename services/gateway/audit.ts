@@ -1,7 +1,13 @@
 import { auditSubject, type Bus } from "../../libs/bus/types.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { unknownTenant } from "../../libs/names/index.ts";
-import { encodeAuditEventBatch, encodeGatewayRequestEvent } from "./audit-event.ts";
+import {
+  entryLength,
+  firstEventId,
+  type GatewayRequestEvent,
+  gatewayRequestEntryBound,
+  writeGatewayRequestEntry,
+} from "./audit-event.ts";
 import { errorName } from "./error-name.ts";
 import type { Exchange } from "./exchange.ts";
 import type { IdSource } from "./request-ids.ts";
@@ -15,7 +21,7 @@ export interface AuditPublisherOptions {
   capacity: number;
   /** Time between flushes. */
   flushMs: number;
-  /** Events taken from the buffer per flush round (default 512). */
+  /** Events per publish round: whole batches, oldest first, until a round holds this many (default 512). */
   roundSize?: number;
   /** Largest batch message in bytes (default 256 KiB, well under NATS's 1 MiB max_payload). */
   maxBatchBytes?: number;
@@ -23,7 +29,7 @@ export interface AuditPublisherOptions {
 
 /** Step 9 of the request path: one audit event per request, published off the hot path. */
 export interface AuditPublisher {
-  /** Queues the finished exchange; never waits, never throws. */
+  /** Encodes the finished exchange's event into its tenant's batch; never waits, never throws. */
   record(exchange: Exchange): void;
   /** Starts the background flusher. */
   start(): void;
@@ -37,117 +43,200 @@ export interface AuditPublisher {
   readonly pending: number;
 }
 
-/** An event built and encoded, kept for a retry with the same bytes and id. */
-interface EncodedEvent {
-  readonly id: string;
-  readonly tenant: string;
-  readonly data: Uint8Array;
-}
-
-/** One message: consecutive events of one tenant. */
+/**
+ * One message being built or waiting for the bus: consecutive events of one tenant, encoded as
+ * `AuditEventBatch` entries in `bytes[start, end)`.
+ */
 interface Batch {
   readonly tenant: string;
-  readonly events: EncodedEvent[];
-  bytes: number;
+  bytes: Buffer;
+  /** Offset of the oldest event still queued (dropping the oldest event moves it on). */
+  start: number;
+  end: number;
+  events: number;
+  /** Takes no more events: it is full, or a flush began after it was opened. */
+  sealed: boolean;
 }
 
-type Queued = Exchange | EncodedEvent;
+/** A new batch's first buffer when no spare one is left; it doubles as events arrive. */
+const firstBatchBytes = 2048;
+/** Buffers of published batches kept for new ones (they have grown to a busy tenant's size). */
+const maxSpareBuffers = 8;
 
 /**
- * Creates the audit publisher: a fixed-size ring buffer that the request path appends to,
- * and a loop that turns exchanges into `latchkey.events.v1.AuditEvent`s and publishes them
- * a round at a time, grouped by tenant, as `AuditEventBatch` messages on
- * `latchkey.audit.{tenant}.request` (message id: the batch's first event id). One message per
- * few hundred requests rather than one per request is what keeps the publish, NATS and the
- * audit ingest cheap. While the bus is down events wait in the ring; when it is full the
- * oldest go first, counted and logged at warn once per flush round (never once per event).
- * The request path never awaits NATS.
+ * Creates the audit publisher. The request path encodes each finished exchange straight into
+ * its tenant's open batch (a growing buffer of `AuditEventBatch` entries), so nothing of the
+ * request stays on the JavaScript heap while it waits for the bus; a loop publishes the
+ * batches every `flushMs` as `AuditEventBatch` messages on `latchkey.audit.{tenant}.request`
+ * (message id: the batch's first event id). One message per few hundred requests rather than
+ * one per request is what keeps the publish, NATS and the audit ingest cheap. A batch whose
+ * publish fails is published again as it is (same bytes, same message id: JetStream drops it
+ * if it was stored after all). While the bus is down events wait; past `capacity` the oldest
+ * go first, counted and logged at warn once per flush round (never once per event). The
+ * request path never awaits NATS.
  */
 export function createAuditPublisher(options: AuditPublisherOptions): AuditPublisher {
   const { bus, log, capacity, flushMs, ids } = options;
   const roundSize = options.roundSize ?? 512;
   const maxBatchBytes = options.maxBatchBytes ?? 256 * 1024;
-  const ring: (Queued | undefined)[] = new Array(capacity);
-  let head = 0; // index of the oldest queued event
-  let count = 0;
+  /** Every batch not being published, oldest first; a tenant's open batch is the last of its. */
+  const queue: Batch[] = [];
+  const open = new Map<string, Batch>();
+  const spare: Buffer[] = [];
+  let count = 0; // events in `queue`
   let dropped = 0;
   let droppedReported = 0;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let flushing: Promise<boolean> | undefined;
 
-  function push(item: Queued): void {
-    if (count === capacity) {
-      ring[head] = undefined;
-      head = (head + 1) % capacity;
-      count--;
-      dropped++;
+  function record(exchange: Exchange): void {
+    const tenant = exchange.tenant === "" ? unknownTenant : exchange.tenant;
+    // By construction no secret: the exchange holds the token's resource name (not its
+    // secret), the path without its query string, the credential's version (not its material).
+    const event: GatewayRequestEvent = {
+      id: ids.eventId(exchange.startMs),
+      tenant,
+      timeMs: exchange.startMs,
+      traceId: exchange.traceId,
+      requestId: exchange.requestId,
+      token: exchange.tokenName,
+      upstream: exchange.slug,
+      method: exchange.method,
+      path: exchange.path,
+      decision: exchange.decision,
+      reason: exchange.reason,
+      status: exchange.status,
+      durationUs: exchange.durationUs,
+      requestBytes: exchange.requestBytes,
+      responseBytes: exchange.responseBytes,
+      clientAddress: exchange.clientAddress,
+      policyVersion: exchange.policyVersion,
+      dryRunRuleIds: exchange.dryRunRuleIds,
+      credentialVersion: exchange.credentialVersion,
+    };
+    if (count === capacity) dropOldest();
+    const bound = gatewayRequestEntryBound(event);
+    let batch = open.get(tenant) ?? openBatch(tenant, bound);
+    if (batch.end + bound > batch.bytes.byteLength) grow(batch, bound);
+    const start = batch.end;
+    const end = writeGatewayRequestEntry(event, batch.bytes, start);
+    if (end - batch.start > maxBatchBytes && batch.events > 0) {
+      // Past the message limit with this event: the batch is full without it, and the
+      // event opens the tenant's next one (alone if it is larger than the limit itself).
+      batch.sealed = true;
+      open.delete(tenant);
+      const next = openBatch(tenant, end - start);
+      batch.bytes.copy(next.bytes, 0, start, end);
+      next.end = end - start;
+      batch = next;
+    } else {
+      batch.end = end;
     }
-    ring[(head + count) % capacity] = item;
+    batch.events++;
     count++;
   }
 
-  function take(max: number): Queued[] {
-    const n = Math.min(max, count);
-    const out: Queued[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      out[i] = ring[head] as Queued;
-      ring[head] = undefined;
-      head = (head + 1) % capacity;
+  /** A new open batch for `tenant` with room for `size` bytes, on a spare buffer if one fits. */
+  function openBatch(tenant: string, size: number): Batch {
+    let bytes = spare.pop();
+    if (bytes === undefined || bytes.byteLength < size) {
+      bytes = Buffer.allocUnsafe(Math.max(firstBatchBytes, size));
     }
-    count -= n;
-    return out;
+    const batch: Batch = { tenant, bytes, start: 0, end: 0, events: 0, sealed: false };
+    open.set(tenant, batch);
+    queue.push(batch);
+    return batch;
   }
 
-  /** Puts failed events back in front, oldest first, as long as there is room. */
-  function requeue(items: EncodedEvent[]): void {
-    for (let i = items.length - 1; i >= 0; i--) {
-      if (count === capacity) {
-        dropped += i + 1;
-        return;
-      }
-      head = (head - 1 + capacity) % capacity;
-      ring[head] = items[i];
-      count++;
+  /** Moves the batch to a buffer with room for `size` more bytes (at least twice as large). */
+  function grow(batch: Batch, size: number): void {
+    const used = batch.end - batch.start;
+    const bytes = Buffer.allocUnsafe(Math.max(2 * batch.bytes.byteLength, used + size));
+    batch.bytes.copy(bytes, 0, batch.start, batch.end);
+    batch.bytes = bytes;
+    batch.start = 0;
+    batch.end = used;
+  }
+
+  function dropFirst(batch: Batch): void {
+    batch.start += entryLength(batch.bytes, batch.start);
+    batch.events--;
+    dropped++;
+  }
+
+  /** Drops the oldest queued event: the first of the oldest batch. */
+  function dropOldest(): void {
+    const batch = queue[0] as Batch;
+    dropFirst(batch);
+    count--;
+    if (batch.events === 0) {
+      queue.shift();
+      if (open.get(batch.tenant) === batch) open.delete(batch.tenant);
     }
   }
 
-  /** Publishes what is queued; false when a publish failed (the events are queued again). */
+  /** Takes sealed batches off the front until the round holds `roundSize` events. */
+  function takeRound(): Batch[] {
+    const round: Batch[] = [];
+    let events = 0;
+    while (events < roundSize && queue[0]?.sealed === true) {
+      const batch = queue.shift() as Batch;
+      round.push(batch);
+      events += batch.events;
+      count -= batch.events;
+    }
+    return round;
+  }
+
+  /** Puts failed batches back in front, oldest first; past capacity their oldest events go. */
+  function requeue(batches: readonly Batch[]): void {
+    for (let i = batches.length - 1; i >= 0; i--) {
+      const batch = batches[i] as Batch;
+      while (batch.events > 0 && count + batch.events > capacity) dropFirst(batch);
+      if (batch.events === 0) continue;
+      queue.unshift(batch);
+      count += batch.events;
+    }
+  }
+
+  function publish(batch: Batch): Promise<unknown> {
+    return bus.publish(
+      auditSubject(batch.tenant, "request"),
+      batch.bytes.subarray(batch.start, batch.end),
+      { msgId: firstEventId(batch.bytes, batch.start) },
+    );
+  }
+
+  /** Publishes what is queued; false when a publish failed (its batch is queued again). */
   async function flushOnce(): Promise<boolean> {
     // What is queued now, not what arrives while publishing: those wait for the next tick,
     // so a busy gateway sends one round per tick rather than a stream of small messages.
-    let remaining = count;
+    for (const batch of open.values()) batch.sealed = true;
+    open.clear();
     let ok = true;
-    while (remaining > 0 && count > 0) {
-      const items = take(Math.min(roundSize, remaining));
-      remaining -= items.length;
-      const batches = group(
-        items.map((item) => encode(item, ids)),
-        maxBatchBytes,
-      );
-      const results = await Promise.allSettled(
-        batches.map((batch) =>
-          bus.publish(
-            auditSubject(batch.tenant, "request"),
-            encodeAuditEventBatch(batch.events.map((event) => event.data)),
-            { msgId: (batch.events[0] as EncodedEvent).id },
-          ),
-        ),
-      );
-      const failed: EncodedEvent[] = [];
+    while (queue[0]?.sealed === true) {
+      const round = takeRound();
+      const results = await Promise.allSettled(round.map(publish));
+      const failed: Batch[] = [];
       let firstError: unknown;
       results.forEach((result, i) => {
+        const batch = round[i] as Batch;
         if (result.status === "rejected") {
-          failed.push(...(batches[i] as Batch).events);
+          failed.push(batch);
           firstError ??= result.reason;
+        } else if (spare.length < maxSpareBuffers) {
+          spare.push(batch.bytes); // the bus is done with the bytes once the publish resolved
         }
       });
       if (failed.length > 0) {
-        // Back in front, each tenant's in order, so the retry usually forms the same
-        // batches (same message ids: JetStream drops one that was stored after all).
         requeue(failed);
         log.warn(
-          { failed: failed.length, pending: count, err: errorName(firstError) },
+          {
+            failed: failed.reduce((sum, batch) => sum + batch.events, 0),
+            pending: count,
+            err: errorName(firstError),
+          },
           "audit events not published; retrying",
         );
         ok = false;
@@ -185,9 +274,7 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
   }
 
   return {
-    record(exchange) {
-      push(exchange);
-    },
+    record,
     start() {
       if (running) return;
       running = true;
@@ -223,58 +310,4 @@ export function createAuditPublisher(options: AuditPublisherOptions): AuditPubli
       return count;
     },
   };
-}
-
-/**
- * Builds the audit event of a finished exchange. By construction it carries no secret:
- * the exchange holds the token's resource name (not its secret), the path without its
- * query string, and the credential's version (not its material).
- */
-function encode(item: Queued, ids: IdSource): EncodedEvent {
-  if (!("requestId" in item)) return item;
-  const tenant = item.tenant === "" ? unknownTenant : item.tenant;
-  const id = ids.eventId(item.startMs);
-  const data = encodeGatewayRequestEvent({
-    id,
-    tenant,
-    timeMs: item.startMs,
-    traceId: item.traceId,
-    requestId: item.requestId,
-    token: item.tokenName,
-    upstream: item.slug,
-    method: item.method,
-    path: item.path,
-    decision: item.decision,
-    reason: item.reason,
-    status: item.status,
-    durationUs: item.durationUs,
-    requestBytes: item.requestBytes,
-    responseBytes: item.responseBytes,
-    clientAddress: item.clientAddress,
-    policyVersion: item.policyVersion,
-    dryRunRuleIds: item.dryRunRuleIds,
-    credentialVersion: item.credentialVersion,
-  });
-  return { id, tenant, data };
-}
-
-/**
- * Splits a round's events into batches: one per tenant, in the order of each tenant's first
- * event, or more when a tenant's events pass `maxBytes` of payload (an event larger than that
- * still goes, alone). Each tenant's events keep their order.
- */
-function group(events: readonly EncodedEvent[], maxBytes: number): Batch[] {
-  const batches: Batch[] = [];
-  const open = new Map<string, Batch>();
-  for (const event of events) {
-    let batch = open.get(event.tenant);
-    if (batch === undefined || batch.bytes + event.data.byteLength > maxBytes) {
-      batch = { tenant: event.tenant, events: [], bytes: 0 };
-      open.set(event.tenant, batch);
-      batches.push(batch);
-    }
-    batch.events.push(event);
-    batch.bytes += event.data.byteLength;
-  }
-  return batches;
 }

@@ -6,13 +6,10 @@ const hiddenFromPolicy = new Set(["authorization", "x-api-key", "cookie", "proxy
 const noRuleIds: readonly string[] = [];
 
 /**
- * One request through the gateway: what each step learns, and afterwards the audit record
- * itself (the audit buffer holds these objects until they are published, so a request
- * allocates no separate event on the hot path). It also serves as policy's `request` input:
- * `headers` and `time` are built only if a condition reads them.
- *
- * Only primitives and shared immutable values are kept past the response; `rawHeaders` is
- * released when the request finishes.
+ * One request through the gateway: what each step learns, which is what its audit event
+ * records (the audit buffer encodes it when the request finishes and keeps only the bytes).
+ * It also serves as policy's `request` input: `headers` and `time` are built only if a
+ * condition reads them.
  */
 export class Exchange {
   readonly requestId: string;
@@ -24,7 +21,7 @@ export class Exchange {
   readonly clientAddress: string;
   /** Whether the client connection is TLS (for X-Forwarded-Proto). */
   readonly encrypted: boolean;
-  rawHeaders: readonly string[] | undefined;
+  readonly rawHeaders: readonly string[];
 
   traceId = "";
   /** The gateway's server span id. */
@@ -75,7 +72,7 @@ export class Exchange {
   get headers(): Record<string, string> {
     // No prototype: a header named `__proto__` must stay a plain key.
     const out: Record<string, string> = Object.create(null);
-    const raw = this.rawHeaders ?? [];
+    const raw = this.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const name = (raw[i] as string).toLowerCase();
       if (hiddenFromPolicy.has(name)) continue;
@@ -96,6 +93,5 @@ export class Exchange {
     this.reason = reason;
     this.status = status;
     this.durationUs = Math.round((performance.now() - this.startPerf) * 1000);
-    this.rawHeaders = undefined;
   }
 }

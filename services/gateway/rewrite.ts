@@ -5,7 +5,7 @@ import type { ProxyRoute } from "./route.ts";
 /** What rewrite() reads of the inbound request (an Exchange has all of it). */
 export interface RewriteInput {
   /** The inbound headers as Node received them: name, value, name, value, ... */
-  readonly rawHeaders: readonly string[] | undefined;
+  readonly rawHeaders: readonly string[];
   /** The peer address of the client's connection. */
   readonly clientAddress: string;
   /** The client connection is TLS. */
@@ -66,7 +66,7 @@ export function rewrite(
   upstream: { readonly basePath: string; readonly forwardCookies: boolean },
   credential: Credential,
 ): OutboundRequest {
-  const raw = inbound.rawHeaders ?? [];
+  const raw = inbound.rawHeaders;
   const headers: string[] = [];
   const injected = credential.headers;
   let host = "";
