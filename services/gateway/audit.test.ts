@@ -246,13 +246,7 @@ test("a tenant's batch grows to hold a busy round; an event over maxBatchBytes g
     sizes.push(splitAuditEventBatch(data).length);
     return publish(subject, data, options);
   };
-  const audit = createAuditPublisher({
-    bus,
-    log: capture().log,
-    ids,
-    capacity: 1_000,
-    flushMs: 1_000,
-  });
+  const audit = publisher(bus, 1_000);
   for (let i = 0; i < 300; i++) audit.record(exchange(i)); // ~30 KB: the first buffer grows
   await audit.flush();
   await settle();
