@@ -88,6 +88,26 @@ for (const engine of engines) {
       );
     });
 
+    test("stores indexed text exactly, whatever characters it holds", async () => {
+      const tenant = tenantName();
+      const texts = ['say "hi"', "C:\\path\\", 'a\\"b', "x,y", "{}", " padded ", "NULL", "é✓"];
+      const rows = texts.map((text, i) => ({
+        ...auditPayloadToRow(auditBytes(gatewayEvent({ tenant })), now),
+        token: text,
+        upstream: i % 2 === 0 ? null : text,
+      }));
+      assert.equal(await insertEvents(await db(), rows), texts.length);
+      const { rows: stored } = await (await db()).query<{
+        id: string;
+        token: string | null;
+        upstream: string | null;
+      }>("SELECT id, token, upstream FROM audit.events WHERE tenant = $1", [tenant]);
+      assert.deepEqual(
+        new Map(stored.map((r) => [r.id, [r.token, r.upstream]])),
+        new Map(rows.map((r) => [r.id, [r.token, r.upstream]])),
+      );
+    });
+
     test("returns exactly the recorded event, newest first, keyset-paged", async () => {
       const tenant = tenantName();
       const base = Date.now() - 60_000;
