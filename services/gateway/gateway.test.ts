@@ -71,6 +71,8 @@ const received: Received[] = [];
 /** Requests the upstream began to read, whether or not their body arrived whole. */
 let upstreamStarted = 0;
 let releaseStream: (() => void) | undefined;
+/** Settles when the gateway closes the upstream's /sse-endless response. */
+const upstreamHungUp = Promise.withResolvers<void>();
 let upstream: Server;
 let upstreamUrl = "";
 
@@ -125,6 +127,13 @@ function startUpstream(): Promise<void> {
           releaseStream = resolve;
         });
         res.end("data: late\n\n");
+        return;
+      }
+      case "/base/v1/sse-endless": {
+        // One event, then nothing until the gateway hangs up.
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write("data: first\n\n");
+        res.once("close", () => upstreamHungUp.resolve());
         return;
       }
       case "/base/v1/slow":
@@ -538,6 +547,20 @@ describe("gateway: proxying", () => {
     // The upstream is still holding the response open: this chunk was not buffered.
     assert.equal(String(first), "data: first\n\n");
     assert.equal(await releaseAndRead(res), "data: second\n\n");
+  });
+
+  test("a client that leaves an event stream ends the upstream call and is audited", async () => {
+    const req = httpRequest(new URL(`${gatewayUrl}/api/v1/sse-endless`), {
+      headers: bearer(acmeToken.secret),
+    });
+    req.end();
+    const [res] = (await once(req, "response")) as [IncomingMessage];
+    const [first] = (await once(res, "data")) as [Buffer];
+    assert.equal(String(first), "data: first\n\n");
+    req.destroy();
+    await upstreamHungUp.promise;
+    const event = await auditWhere("path", "/v1/sse-endless");
+    assert.equal(gatewayRequest(event).reason, "client_closed");
   });
 
   test("an event stream's head reaches the client before its first event", async () => {

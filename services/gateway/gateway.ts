@@ -181,6 +181,11 @@ export function createGateway(options: GatewayOptions): Gateway {
       // Duplicate Authorization must stay visible in rawHeaders (route.ts refuses it);
       // joining is irrelevant to a proxy that forwards the raw list.
       joinDuplicateHeaders: false,
+      // A request declaring no body (no Content-Length, no Transfer-Encoding: most GETs) is
+      // handed over already ended, without the stream's data/end/close events. The request
+      // path reads a body only when one is declared (route.ts) and watches the response,
+      // not the request, for a client that goes away.
+      optimizeEmptyRequests: true,
     },
     (req: IncomingMessage, res: ServerResponse) => {
       void handleRequest(req, res);
