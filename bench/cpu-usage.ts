@@ -223,21 +223,32 @@ export interface CpuSpent {
   targetS?: number;
   /** By the whole machine (busy time of every core: load generator, upstream, target, services). */
   machineS: number;
+  /**
+   * By the upstream process, when its pid was given. It shares the target's core, so the
+   * target's CPU divided by it cancels most of the machine's changes of speed between runs
+   * (its own cost per request still falls as the rate rises: compare a row across runs).
+   */
+  upstreamS?: number;
 }
 
 /**
- * Starts counting the CPU time of `pids` and the machine's busy time; `stop()` returns what
- * was spent since.
+ * Starts counting the CPU time of `pids` (and of `upstreamPid`, when given) and the
+ * machine's busy time; `stop()` returns what was spent since.
  */
-export function startCpuMeter(pids: readonly number[]): { stop(): CpuSpent } {
-  const ticks = () => pids.reduce((sum, pid) => sum + (processTicks(pid) ?? 0), 0);
-  const target0 = ticks();
+export function startCpuMeter(pids: readonly number[], upstreamPid?: number): { stop(): CpuSpent } {
+  const ticks = (of: readonly number[]) =>
+    of.reduce((sum, pid) => sum + (processTicks(pid) ?? 0), 0);
+  const upstream = upstreamPid === undefined ? [] : [upstreamPid];
+  const target0 = ticks(pids);
+  const upstream0 = ticks(upstream);
   const machine0 = systemTicks().busy;
   return {
     stop() {
-      const machineS = Math.max(0, systemTicks().busy - machine0) / HZ;
-      if (pids.length === 0) return { machineS };
-      return { targetS: Math.max(0, ticks() - target0) / HZ, machineS };
+      const spent: CpuSpent = { machineS: Math.max(0, systemTicks().busy - machine0) / HZ };
+      if (pids.length > 0) spent.targetS = Math.max(0, ticks(pids) - target0) / HZ;
+      if (upstreamPid !== undefined)
+        spent.upstreamS = Math.max(0, ticks(upstream) - upstream0) / HZ;
+      return spent;
     },
   };
 }

@@ -39,10 +39,10 @@ function rows(measurements: Measurement[]) {
 
 test("CPU per request: each run's seconds over its requests, median over rounds", () => {
   const [direct, bare] = rows([
-    closedRun("direct", 1, 20_000, { machineS: 12 }),
-    closedRun("bare-node", 1, 5_000, { targetS: 4, machineS: 10 }),
-    closedRun("bare-node", 2, 4_000, { targetS: 6, machineS: 9 }),
-    closedRun("bare-node", 3, 5_000, { targetS: 5, machineS: 11 }),
+    closedRun("direct", 1, 20_000, { machineS: 12, upstreamS: 5 }),
+    closedRun("bare-node", 1, 5_000, { targetS: 4, machineS: 10, upstreamS: 2 }),
+    closedRun("bare-node", 2, 4_000, { targetS: 6, machineS: 9, upstreamS: 2 }),
+    closedRun("bare-node", 3, 5_000, { targetS: 5, machineS: 11, upstreamS: 4 }),
   ]);
   // 12 s over 200,000 requests.
   assert.equal(direct?.closed?.machineCpuUs, 60);
@@ -50,13 +50,16 @@ test("CPU per request: each run's seconds over its requests, median over rounds"
   // Per run: 80, 150 and 100 µs of the proxy; 200, 225 and 220 µs of the machine.
   assert.equal(bare?.closed?.targetCpuUs, 100);
   assert.equal(bare?.closed?.machineCpuUs, 220);
+  // Against the upstream's CPU in the same run: 2, 3 and 1.25; nothing for direct.
+  assert.equal(bare?.closed?.cpuVsUpstream, 2);
+  assert.equal(direct?.closed?.cpuVsUpstream, undefined);
 });
 
 test("the table shows CPU per request, and a dash where a target has no process of its own", () => {
   const table = formatTable(
     rows([
-      closedRun("direct", 1, 20_000, { machineS: 12 }),
-      closedRun("bare-node", 1, 5_000, { targetS: 4, machineS: 10 }),
+      closedRun("direct", 1, 20_000, { machineS: 12, upstreamS: 5 }),
+      closedRun("bare-node", 1, 5_000, { targetS: 4, machineS: 10, upstreamS: 2.5 }),
     ]),
     1000,
     50,
@@ -66,8 +69,11 @@ test("the table shows CPU per request, and a dash where a target has no process 
   const header = cells("target");
   const cpu = header.indexOf("CPU µs/req");
   const machine = header.indexOf("machine µs/req");
-  assert.ok(cpu > 0 && machine > 0);
+  const vsUpstream = header.indexOf("÷upstream CPU");
+  assert.ok(cpu > 0 && machine > 0 && vsUpstream > 0);
   assert.equal(cells("direct")[cpu], "-");
+  assert.equal(cells("direct")[vsUpstream], "-");
+  assert.equal(cells("bare-node")[vsUpstream], "1.60");
   assert.equal(cells("direct")[machine], "60");
   assert.equal(cells("bare-node")[cpu], "80");
   assert.equal(cells("bare-node")[machine], "200");

@@ -46,6 +46,12 @@ export interface ResultRow {
     p99Ms: number;
     /** CPU time of the target's own processes per request, µs (absent for direct). */
     targetCpuUs?: number;
+    /**
+     * The target's CPU time divided by the upstream's over the same run (median over runs):
+     * steadier than µs when the machine's speed changes between runs (see
+     * CpuSpent.upstreamS). Absent for direct.
+     */
+    cpuVsUpstream?: number;
     /** Busy time of the whole machine per request, µs: everything a request cost. */
     machineCpuUs?: number;
   };
@@ -133,6 +139,9 @@ export function buildRows(options: {
         });
         return values.length === 0 ? undefined : median(values);
       };
+      const vsUpstream = runs.flatMap((m) =>
+        m.cpu?.targetS === undefined || !m.cpu.upstreamS ? [] : [m.cpu.targetS / m.cpu.upstreamS],
+      );
       const openRuns = runs.flatMap((m) => (m.open ? [m.open] : []));
       const peaks = runs.flatMap((m) => (m.peakRssKiB !== undefined ? [m.peakRssKiB] : []));
       const row: ResultRow = {
@@ -148,6 +157,7 @@ export function buildRows(options: {
                 p99Ms: median(closedRuns.map((c) => c.latency.p99Ms)),
                 targetCpuUs: perRequest((cpu) => cpu.targetS),
                 machineCpuUs: perRequest((cpu) => cpu.machineS),
+                cpuVsUpstream: vsUpstream.length === 0 ? undefined : median(vsUpstream),
               },
         open:
           openRuns.length === 0
@@ -226,6 +236,7 @@ export function formatTable(
     "p50 ms",
     "p99 ms",
     "CPU µs/req",
+    "÷upstream CPU",
     "machine µs/req",
     `@${openRate}/s p50`,
     "p99",
@@ -248,6 +259,7 @@ export function formatTable(
     fixed(r.closed?.p50Ms, 2),
     fixed(r.closed?.p99Ms, 2),
     fixed(r.closed?.targetCpuUs, 0),
+    fixed(r.closed?.cpuVsUpstream, 2),
     fixed(r.closed?.machineCpuUs, 0),
     `${r.open?.nearSaturation ? "*" : ""}${r.open !== undefined && r.open.rate !== openRate ? `(@${r.open.rate}/s) ` : ""}${fixed(r.open?.p50Ms, 3)}`,
     fixed(r.open?.p99Ms, 3),
@@ -278,7 +290,7 @@ export function formatTable(
     );
   }
   notes.push(
-    "CPU µs/req: CPU time of the target's own processes per request in the closed loop; machine µs/req: busy time of every core per request (load generator, upstream and services included).",
+    "CPU µs/req: CPU time of the target's own processes per request in the closed loop; ÷upstream CPU: the same divided by the upstream's CPU time in the same runs (steadier than µs when the machine's speed changes); machine µs/req: busy time of every core per request (load generator, upstream and services included).",
     "other CPU: most cores used by other processes plus hypervisor steal during any run of the row (0.00 = quiet machine).",
   );
   return [

@@ -247,6 +247,7 @@ async function main(): Promise<number> {
     log();
 
     let runId = 0;
+    const upstreamPid = upstream.pid;
     const measure = async (
       round: number,
       kind: "closed" | "open",
@@ -263,7 +264,7 @@ async function main(): Promise<number> {
         if (kind === "closed") {
           const spec = closedSpec(running, route, config);
           const opts = { cores: cpuPlan.loadCores, tmpDir: scratch, id };
-          const cpu = startCpuMeter(running.pids());
+          const cpu = startCpuMeter(running.pids(), upstreamPid);
           const result: ClosedLoopResult =
             tool === "wrk" ? await runWrk(spec, opts) : await runNodeClosedLoop(spec, opts);
           m.closed = result;
