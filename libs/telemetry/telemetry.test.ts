@@ -24,6 +24,7 @@ import {
 } from "./index.ts";
 
 const exporter = new InMemorySpanExporter();
+const processor = new SimpleSpanProcessor({ exporter });
 let telemetry: Telemetry;
 let server: RpcServer;
 let url: string;
@@ -31,7 +32,7 @@ let url: string;
 before(async () => {
   telemetry = startTelemetry({
     serviceName: "latchkey-test",
-    spanProcessors: [new SimpleSpanProcessor({ exporter })],
+    spanProcessors: [processor],
   });
   server = createRpcServer({
     name: "test",
@@ -78,6 +79,14 @@ function spansOf(name: string) {
   return exporter.getFinishedSpans().filter((s) => s.name === name);
 }
 
+/**
+ * Waits for the exports of every span ended so far. The processor holds a span back until
+ * the resource's asynchronous attributes (host and OS detection) are known, which under
+ * load can take longer than a call: without this a test may miss its own spans and the
+ * next one find them.
+ */
+const exported = () => processor.forceFlush();
+
 describe("tracing across a client and a server", () => {
   test("a call makes a CLIENT span and a SERVER span of the same trace, parent to child", async () => {
     exporter.reset();
@@ -89,6 +98,7 @@ describe("tracing across a client and a server", () => {
         res: await tokens.getToken({ name: "tenants/acme/tokens/tok_1" }),
       }));
 
+      await exported();
       const procedure = "latchkey.token.v1.TokenService/GetToken";
       const client = spansOf(procedure).find((s) => s.kind === SpanKind.CLIENT);
       const srv = spansOf(procedure).find((s) => s.kind === SpanKind.SERVER);
@@ -123,6 +133,7 @@ describe("tracing across a client and a server", () => {
           (err) => assert.ok(err instanceof ConnectError),
         );
       }
+      await exported();
       const servers = spansOf("latchkey.token.v1.TokenService/GetToken").filter(
         (s) => s.kind === SpanKind.SERVER,
       );
@@ -145,6 +156,7 @@ describe("tracing across a client and a server", () => {
       for await (const res of audit.streamEvents({ parent: "tenants/acme" })) {
         seen.push(res.event?.traceId ?? "");
       }
+      await exported();
       const srv = spansOf("latchkey.audit.v1.AuditService/StreamEvents").find(
         (s) => s.kind === SpanKind.SERVER,
       );

@@ -33,12 +33,14 @@ let upstreamHeaders: IncomingHttpHeaders | undefined;
 let upstream: Server;
 let gateway: Gateway;
 let gatewayUrl = "";
+// Exports wait for the resource's host and OS detection: forceFlush() waits for them.
+const processor = new SimpleSpanProcessor({ exporter });
 let telemetry: Telemetry;
 
 before(async () => {
   telemetry = startTelemetry({
     serviceName: "gateway-test",
-    spanProcessors: [new SimpleSpanProcessor({ exporter })],
+    spanProcessors: [processor],
   });
   upstream = createServer((req, res) => {
     upstreamHeaders = req.headers;
@@ -116,7 +118,9 @@ test("a server span continues the client's trace, with a child span per step", a
   });
   assert.equal(res.statusCode, 200);
   await res.body.text();
+  // The gateway ends its spans just after the answer's last byte.
   await sleep(50);
+  await processor.forceFlush();
 
   const spans = exporter
     .getFinishedSpans()
