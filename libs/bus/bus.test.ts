@@ -79,6 +79,23 @@ function busContract(open: () => Promise<BusHandle>): void {
     });
   });
 
+  test("a publisher may reuse its buffer once publish resolved", { timeout }, async (t) => {
+    const { bus, close } = await open();
+    t.after(close);
+    const subject = auditSubject("acme", "gateway");
+    // A Buffer, as the gateway's audit batches are: its slice() is a view, not a copy.
+    const buffer = Buffer.from("first-payload");
+    await bus.publish(subject, buffer.subarray(0, 5), { msgId: "evt_reuse_1" });
+    buffer.write("SECOND");
+    await bus.publish(subject, buffer.subarray(0, 6), { msgId: "evt_reuse_2" });
+    buffer.fill(0);
+    const { received, handler, until } = collector();
+    const consumer = bus.consume({ stream: "audit", durable: "reuse", handler });
+    t.after(() => consumer.stop());
+    await until("SECOND");
+    assert.deepEqual(received, ["first", "SECOND"]);
+  });
+
   test("a second publish with the same message id is dropped", { timeout }, async (t) => {
     const { bus, close } = await open();
     t.after(close);

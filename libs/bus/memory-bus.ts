@@ -133,7 +133,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       const message: StoredMessage = {
         seq: streamState.firstSeq + streamState.messages.length,
         subject,
-        data: data.slice(),
+        // A copy, so the publisher may reuse its buffer (Bus.publish): not data.slice(),
+        // which on a Buffer is a view of the same memory.
+        data: new Uint8Array(data),
         headers: lowerCaseKeys(publishOptions.headers ?? {}),
       };
       streamState.messages.push(message);
