@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=25
+#!/usr/bin/env -S node --max-semi-space-size=16
 import { ConfigError } from "../libs/config/index.ts";
 import { adminCommands, UsageError } from "./admin.ts";
 import { DataDirLockedError } from "./data-dir-lock.ts";

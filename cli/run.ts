@@ -2,6 +2,7 @@ import { commonEnv, loadEnv } from "../libs/config/index.ts";
 import { createLogger, type Logger } from "../libs/log/index.ts";
 import { startTelemetry } from "../libs/telemetry/index.ts";
 import { UsageError } from "./admin.ts";
+import { limitGatewayHeapGrowth } from "./heap-growth.ts";
 import type { ServiceName } from "./run-services.ts";
 
 /** One stop function per started piece, run in reverse order of startup. */
@@ -52,6 +53,7 @@ export async function run(target: string, env: NodeJS.ProcessEnv): Promise<void>
   stopOnSignals(log, stoppers);
   try {
     if (target === "gateway") {
+      limitGatewayHeapGrowth();
       const { runGatewayOnly } = await import("./run-gateway.ts");
       return await runGatewayOnly(env, log, stoppers);
     }
