@@ -27,7 +27,7 @@ const insertSql = `INSERT INTO audit.events
  * bytes travel as one bytea parameter, every event's bytes one after the other, which each
  * row takes its slice of (start and length arrays): binary on the wire, where an array of
  * base64 text cost the ingest and PostgreSQL an encoding, an escape and a parse per event.
- * The arrays go as array literals written here (textArray, intArray): node-postgres would
+ * The arrays go as array literals written here (arrayLiteral): node-postgres would
  * quote and regex-escape every element, numbers included, ~4 µs an event. Resolves with the
  * number of rows actually inserted.
  *
@@ -47,17 +47,17 @@ export async function insertEvents(db: Queryable, rows: readonly EventRow[]): Pr
     start += r.bytes.byteLength;
   }
   const params = [
-    textArray(rows, (r) => r.id),
-    textArray(rows, (r) => r.tenant),
-    intArray(rows, (r) => r.timeUs),
-    textArray(rows, (r) => r.kind),
-    textArray(rows, (r) => r.traceId),
-    textArray(rows, (r) => r.token),
-    textArray(rows, (r) => r.upstream),
-    intArray(rows, (r) => r.decision),
-    intArray(rows, (r) => r.status),
+    arrayLiteral(rows, (r) => r.id, quoted),
+    arrayLiteral(rows, (r) => r.tenant, quoted),
+    arrayLiteral(rows, (r) => r.timeUs, String),
+    arrayLiteral(rows, (r) => r.kind, quoted),
+    arrayLiteral(rows, (r) => r.traceId, quoted),
+    arrayLiteral(rows, (r) => r.token, quoted),
+    arrayLiteral(rows, (r) => r.upstream, quoted),
+    arrayLiteral(rows, (r) => r.decision, String),
+    arrayLiteral(rows, (r) => r.status, String),
     `{${starts.join(",")}}`,
-    intArray(rows, (r) => r.bytes.byteLength),
+    arrayLiteral(rows, (r) => r.bytes.byteLength, String),
     Buffer.concat(rows.map((r) => r.bytes)),
   ];
   try {
@@ -72,33 +72,29 @@ export async function insertEvents(db: Queryable, rows: readonly EventRow[]): Pr
 const arrayEscaped = /["\\]/g;
 
 /**
- * A PostgreSQL array literal of one text column: every element quoted (so commas, braces,
- * spaces and the word NULL stay text) with `"` and `\` escaped; null is NULL.
+ * A PostgreSQL array literal of one column of `rows`: each value written by `element`, null
+ * as NULL.
  */
-function textArray(rows: readonly EventRow[], value: (row: EventRow) => string | null): string {
-  let out = "{";
-  for (let i = 0; i < rows.length; i++) {
-    const v = value(rows[i] as EventRow);
-    if (i > 0) out += ",";
-    if (v === null) out += "NULL";
-    else out += `"${v.includes('"') || v.includes("\\") ? v.replace(arrayEscaped, "\\$&") : v}"`;
-  }
-  return `${out}}`;
-}
-
-/** A PostgreSQL array literal of one integer column; null is NULL. */
-function intArray(
+function arrayLiteral<T>(
   rows: readonly EventRow[],
-  value: (row: EventRow) => number | bigint | null,
+  value: (row: EventRow) => T | null,
+  element: (v: T) => string,
 ): string {
   let out = "{";
   for (let i = 0; i < rows.length; i++) {
     const v = value(rows[i] as EventRow);
     if (i > 0) out += ",";
-    out += v === null ? "NULL" : String(v);
+    out += v === null ? "NULL" : element(v);
   }
   return `${out}}`;
 }
+
+/**
+ * A text element: always quoted (so commas, braces, spaces and the word NULL stay text), with
+ * `"` and `\` escaped.
+ */
+const quoted = (v: string): string =>
+  `"${v.includes('"') || v.includes("\\") ? v.replace(arrayEscaped, "\\$&") : v}"`;
 
 /** A page of stored events: id and the recorded bytes. */
 export interface StoredEvent {
