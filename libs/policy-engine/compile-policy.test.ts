@@ -90,6 +90,40 @@ describe("compilePolicy().evaluate", () => {
     assert.deepEqual(d2.dryRunRuleIds, ["would-allow"]);
   });
 
+  test("every matching rule is named, and one evaluation's answer never changes another's", () => {
+    const policy = compilePolicy({
+      version: 7,
+      rules: [
+        rule({ id: "a" }),
+        rule({ id: "b", methods: ["GET"] }),
+        rule({ id: "w", mode: RuleMode.DRY_RUN, methods: ["POST"] }),
+      ],
+    });
+    const get = policy.evaluate(input({}));
+    assert.deepEqual(get.ruleIds, ["a", "b"]);
+    assert.equal(get.reason, "allowed by rules 'a', 'b'");
+    assert.deepEqual(get.dryRunRuleIds, []);
+    const post = policy.evaluate(input({ method: "POST" }));
+    assert.deepEqual(post.ruleIds, ["a"]);
+    assert.deepEqual(post.dryRunRuleIds, ["w"]);
+    // The common answers are shared between evaluations, so no caller can change them.
+    const single = compilePolicy({ version: 7, rules: [rule({ id: "a" })] });
+    const first = single.evaluate(input({}));
+    assert.throws(() => (first.ruleIds as string[]).push("x"), TypeError);
+    assert.throws(() => (first.dryRunRuleIds as string[]).push("x"), TypeError);
+    assert.throws(() => {
+      (first as { allowed: boolean }).allowed = false;
+    }, TypeError);
+    assert.deepEqual(single.evaluate(input({ path: "/other" })), {
+      allowed: true,
+      ruleIds: ["a"],
+      dryRunRuleIds: [],
+      reason: "allowed by rule 'a'",
+      policyVersion: 7,
+    });
+    assert.deepEqual(policy.evaluate(input({ method: "POST" })), post);
+  });
+
   test("upstream matcher", () => {
     const rules = [rule({ id: "a", upstreams: ["stripe", "github"] })];
     assert.equal(decide(rules, input({ slug: "stripe" })).allowed, true);

@@ -76,76 +76,120 @@ export function compilePolicy(policySet: PolicyInput): CompiledPolicy {
   const enforcedDeny: CompiledRule[] = [];
   const enforcedAllow: CompiledRule[] = [];
   const dryRun: CompiledRule[] = [];
+  let hasConditions = false;
   for (const rule of policySet.rules) {
     const compiled = compileRule(rule);
+    if (compiled.condition !== undefined) hasConditions = true;
     if (rule.mode === RuleMode.DRY_RUN) dryRun.push(compiled);
     else if (compiled.deny) enforcedDeny.push(compiled);
     else enforcedAllow.push(compiled);
   }
 
+  // The usual answers are built here once rather than per evaluation (the gateway evaluates
+  // every request): one allow rule matching with no dry-run rule, and nothing matching.
+  const allowedAlone = enforcedAllow.map((rule) => allowedResult([rule.id], none, version));
+  const noMatch = result(
+    false,
+    none,
+    none,
+    version === 0 ? "no rule matched (the tenant has no policy set)" : "no rule matched",
+    version,
+  );
+
   function evaluate(input: EvaluationInput): EvaluationResult {
-    const { request, upstream } = input;
-    // Bindings are built at most once per evaluation, and only when a condition needs them.
-    let bindings: ConditionBindings | undefined;
-    const outcome = (rule: CompiledRule): RuleOutcome => {
-      if (rule.upstreams !== undefined && !rule.upstreams.has(upstream.slug)) return NO;
-      if (rule.methods !== undefined && !rule.methods.has(request.method)) return NO;
-      if (!rule.paths.test(request.path)) return NO;
-      if (rule.condition === undefined) return YES;
-      bindings ??= new ConditionBindings(input);
-      const result = rule.condition(bindings);
-      if (result === true) return YES;
-      if (result === false) return NO;
-      return rule.deny ? FAILED_CLOSED : NO;
-    };
+    // Builds the condition inputs only when a condition reads them.
+    const bindings = hasConditions ? new ConditionBindings(input) : undefined;
 
-    const dryRunRuleIds: string[] = [];
+    let dryRunRuleIds: string[] | undefined;
     for (const rule of dryRun) {
-      if (outcome(rule) !== NO) dryRunRuleIds.push(rule.id);
+      if (outcome(rule, input, bindings) !== NO) dryRunRuleIds = appended(dryRunRuleIds, rule.id);
     }
 
-    const denied: string[] = [];
-    const failedClosed: string[] = [];
+    let denied: string[] | undefined;
+    let failedClosed: string[] | undefined;
     for (const rule of enforcedDeny) {
-      const o = outcome(rule);
+      const o = outcome(rule, input, bindings);
       if (o === NO) continue;
-      denied.push(rule.id);
-      if (o === FAILED_CLOSED) failedClosed.push(rule.id);
+      denied = appended(denied, rule.id);
+      if (o === FAILED_CLOSED) failedClosed = appended(failedClosed, rule.id);
     }
-    if (denied.length > 0) {
+    if (denied !== undefined) {
       let reason = `denied by ${ruleList(denied)}`;
-      if (failedClosed.length > 0) {
+      if (failedClosed !== undefined) {
         // The CEL error text is not included: it can quote request values (header contents).
         reason += ` (the condition of ${ruleList(failedClosed)} failed to evaluate; deny rules fail closed)`;
       }
-      return { allowed: false, ruleIds: denied, dryRunRuleIds, reason, policyVersion: version };
+      return result(false, denied, dryRunRuleIds ?? none, reason, version);
     }
 
     // Only allow rules are left to decide, so the first match is enough to allow; still
     // collect every matching one so that decisions and audit events name them all.
-    const allowed: string[] = [];
-    for (const rule of enforcedAllow) {
-      if (outcome(rule) === YES) allowed.push(rule.id);
+    let first = -1;
+    let allowed: string[] | undefined;
+    for (let i = 0; i < enforcedAllow.length; i++) {
+      const rule = enforcedAllow[i] as CompiledRule;
+      if (outcome(rule, input, bindings) !== YES) continue;
+      if (first === -1) first = i;
+      else allowed = appended(allowed ?? [(enforcedAllow[first] as CompiledRule).id], rule.id);
     }
-    if (allowed.length > 0) {
-      return {
-        allowed: true,
-        ruleIds: allowed,
-        dryRunRuleIds,
-        reason: `allowed by ${ruleList(allowed)}`,
-        policyVersion: version,
-      };
+    if (first !== -1) {
+      if (allowed === undefined && dryRunRuleIds === undefined) {
+        return allowedAlone[first] as EvaluationResult;
+      }
+      const ruleIds = allowed ?? [(enforcedAllow[first] as CompiledRule).id];
+      return allowedResult(ruleIds, dryRunRuleIds ?? none, version);
     }
-    return {
-      allowed: false,
-      ruleIds: [],
-      dryRunRuleIds,
-      reason: version === 0 ? "no rule matched (the tenant has no policy set)" : "no rule matched",
-      policyVersion: version,
-    };
+    if (dryRunRuleIds === undefined) return noMatch;
+    return result(false, none, dryRunRuleIds, noMatch.reason, version);
   }
 
   return { version, evaluate };
+}
+
+const none: readonly string[] = Object.freeze([]);
+
+/** `list` with `id` added; a list is made only for the first id (most evaluations need none). */
+function appended(list: string[] | undefined, id: string): string[] {
+  if (list === undefined) return [id];
+  list.push(id);
+  return list;
+}
+
+/** A frozen result: the common ones are handed to every evaluation that reaches them. */
+function result(
+  allowed: boolean,
+  ruleIds: readonly string[],
+  dryRunRuleIds: readonly string[],
+  reason: string,
+  policyVersion: number,
+): EvaluationResult {
+  Object.freeze(ruleIds);
+  Object.freeze(dryRunRuleIds);
+  return Object.freeze({ allowed, ruleIds, dryRunRuleIds, reason, policyVersion });
+}
+
+function allowedResult(
+  ruleIds: readonly string[],
+  dryRunRuleIds: readonly string[],
+  version: number,
+): EvaluationResult {
+  return result(true, ruleIds, dryRunRuleIds, `allowed by ${ruleList(ruleIds)}`, version);
+}
+
+/** How `rule` answers `input`; `bindings` are given when the policy has any condition. */
+function outcome(
+  rule: CompiledRule,
+  input: EvaluationInput,
+  bindings: ConditionBindings | undefined,
+): RuleOutcome {
+  if (rule.upstreams !== undefined && !rule.upstreams.has(input.upstream.slug)) return NO;
+  if (rule.methods !== undefined && !rule.methods.has(input.request.method)) return NO;
+  if (!rule.paths.test(input.request.path)) return NO;
+  if (rule.condition === undefined) return YES;
+  const matched = rule.condition(bindings as ConditionBindings);
+  if (matched === true) return YES;
+  if (matched === false) return NO;
+  return rule.deny ? FAILED_CLOSED : NO;
 }
 
 function ruleList(ids: readonly string[]): string {

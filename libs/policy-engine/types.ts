@@ -43,21 +43,21 @@ export interface EvaluationInput {
 /** The outcome of one evaluation (mirrors `latchkey.policy.v1.Decision`). */
 export interface EvaluationResult {
   /** Allowed or not. */
-  allowed: boolean;
+  readonly allowed: boolean;
   /** The enforced rules that decided: matching denies, else matching allows; else empty. */
-  ruleIds: string[];
+  readonly ruleIds: readonly string[];
   /** Dry-run rules that matched (either effect): reported, never enforced. */
-  dryRunRuleIds: string[];
+  readonly dryRunRuleIds: readonly string[];
   /** Human-readable explanation; never holds request data or secrets. */
-  reason: string;
+  readonly reason: string;
   /** The rule-set version evaluated. */
-  policyVersion: number;
+  readonly policyVersion: number;
 }
 
 /** A rule set compiled once (globs and CEL planned) and evaluated many times. */
 export interface CompiledPolicy {
   /** The rule-set version. */
   readonly version: number;
-  /** Decides one request. Never throws for well-formed input. */
+  /** Decides one request. Never throws for well-formed input. The result may be shared between evaluations: it is frozen. */
   evaluate(input: EvaluationInput): EvaluationResult;
 }

@@ -62,8 +62,9 @@ export function decide(
   });
   return create(DecisionSchema, {
     allowed: result.allowed,
-    ruleIds: result.ruleIds,
-    dryRunRuleIds: result.dryRunRuleIds,
+    // Copies: the result is shared and frozen (compile-policy.ts); a message owns its arrays.
+    ruleIds: [...result.ruleIds],
+    dryRunRuleIds: [...result.dryRunRuleIds],
     reason: result.reason,
     policyVersion: BigInt(result.policyVersion),
   });
