@@ -231,14 +231,10 @@ class Relay implements Dispatcher.DispatchHandler {
     else this.#finish(clientClosed);
   };
 
-  readonly #resume = (): void => {
-    this.#controller?.resume();
-  };
-
   /** Sends the response head alone, unless a body chunk already took it along. */
-  readonly #flushHead = (): void => {
+  #flushHead(): void {
     if (!this.#wroteBody && !this.#done && !this.#res.destroyed) this.#res.flushHeaders();
-  };
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
@@ -273,7 +269,7 @@ class Relay implements Dispatcher.DispatchHandler {
     // came in the same read (the usual case), the head has left with it in one write.
     const type = headers["content-type"];
     if (typeof type === "string" && type.startsWith("text/event-stream")) {
-      setImmediate(this.#flushHead);
+      setImmediate(() => this.#flushHead());
     }
   }
 
@@ -287,7 +283,8 @@ class Relay implements Dispatcher.DispatchHandler {
     this.#wroteBody = true;
     if (!res.write(chunk)) {
       controller.pause();
-      res.once("drain", this.#resume);
+      // Closures made only when needed: most responses never wait for the client.
+      res.once("drain", () => controller.resume());
     }
   }
 

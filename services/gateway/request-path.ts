@@ -9,7 +9,7 @@ import { Exchange } from "./exchange.ts";
 import type { Forwarder } from "./forward.ts";
 import { type Refusal, refusals } from "./refusal.ts";
 import type { IdSource } from "./request-ids.ts";
-import type { UpstreamResolver } from "./resolve-upstream.ts";
+import type { UpstreamResolver, UpstreamTarget } from "./resolve-upstream.ts";
 import { respondProbe, respondRefusal } from "./respond.ts";
 import { rewrite } from "./rewrite.ts";
 import { declaresBody, type RouteLimits, route } from "./route.ts";
@@ -42,59 +42,88 @@ const staleReason = "stale_cache";
 export function createRequestPath(deps: RequestPathDeps) {
   const { limits, verifier, upstreams, credentials, forwarder, audit, tracing, ids, log } = deps;
 
-  async function proceed(exchange: Exchange, req: IncomingMessage, res: ServerResponse) {
-    const rawHeaders = req.rawHeaders;
+  // The steps that may wait on a service, each a child span in spans mode. Warm, each
+  // answers synchronously from its cache, and serve() then awaits nothing but the
+  // upstream: awaiting a plain value still costs a promise and a microtask turn.
+  const verify = tracing.wrapStep("verify", (secret: string | undefined) =>
+    verifier.verify(secret),
+  );
+  const resolveUpstream = tracing.wrapStep("resolve upstream", (tenant: string, slug: string) =>
+    upstreams.resolve(tenant, slug),
+  );
+  const authorizeStep = tracing.wrapStep("authorize", authorize);
+  const resolveCredential = tracing.wrapStep("resolve credential", (target: UpstreamTarget) =>
+    credentials.resolve(target),
+  );
 
-    // 1. Route: refuse anything ambiguous, then split /{slug}/{rest}.
-    const routed = route(exchange.method, req.url ?? "", rawHeaders, limits);
-    if (routed.kind === "refusal") return refuse(exchange, res, routed, declaresBody(rawHeaders));
-    if (routed.kind === "internal") return probe(exchange, res, routed.endpoint);
-    exchange.slug = routed.slug;
-    exchange.path = routed.path;
-    const hasBody = routed.contentLength > 0 || routed.chunked;
+  /**
+   * The request path of one exchange, from routing to audit. Never rejects. One async
+   * function for the whole of it: each costs a promise and a frame on every request.
+   */
+  async function serve(exchange: Exchange, req: IncomingMessage, res: ServerResponse) {
+    try {
+      const rawHeaders = req.rawHeaders;
 
-    // 2. Authenticate: the proxy token, verified (cached by hash, positive and negative).
-    const token = await tracing.step("verify", () => verifier.verify(routed.secret));
-    if (token.kind === "refusal") return refuse(exchange, res, token, hasBody);
-    exchange.tenant = token.tenant;
-    exchange.tokenName = token.name;
+      // 1. Route: refuse anything ambiguous, then split /{slug}/{rest}.
+      const routed = route(exchange.method, req.url ?? "", rawHeaders, limits);
+      if (routed.kind === "refusal") return refuse(exchange, res, routed, declaresBody(rawHeaders));
+      if (routed.kind === "internal") return probe(exchange, res, routed.endpoint);
+      exchange.slug = routed.slug;
+      exchange.path = routed.path;
+      const hasBody = routed.contentLength > 0 || routed.chunked;
 
-    // 3. Resolve the upstream in the token's tenant (never in another).
-    const upstream = await tracing.step("resolve upstream", () =>
-      upstreams.resolve(token.tenant, routed.slug),
-    );
-    if (upstream.kind === "refusal") return refuse(exchange, res, upstream, hasBody);
+      // 2. Authenticate: the proxy token, verified (cached by hash, positive and negative).
+      let token = verify(routed.secret);
+      if (token instanceof Promise) token = await token;
+      if (token.kind === "refusal") return refuse(exchange, res, token, hasBody);
+      exchange.tenant = token.tenant;
+      exchange.tokenName = token.name;
 
-    // 4. Authorize: the token's upstream list, then the tenant's policy.
-    const denied = await tracing.step("authorize", () => authorize(token, upstream, exchange));
-    if (denied !== undefined) return refuse(exchange, res, denied, hasBody);
+      // 3. Resolve the upstream in the token's tenant (never in another).
+      let upstream = resolveUpstream(token.tenant, routed.slug);
+      if (upstream instanceof Promise) upstream = await upstream;
+      if (upstream.kind === "refusal") return refuse(exchange, res, upstream, hasBody);
 
-    // 5. Credential: the real upstream secret, from the vault (cached for its lease).
-    const credential = await tracing.step("resolve credential", () =>
-      credentials.resolve(upstream),
-    );
-    if (credential.kind === "refusal") return refuse(exchange, res, credential, hasBody);
-    exchange.credentialVersion = credential.version;
+      // 4. Authorize: the token's upstream list, then the tenant's policy.
+      let denied = authorizeStep(token, upstream, exchange);
+      if (denied instanceof Promise) denied = await denied;
+      if (denied !== undefined) return refuse(exchange, res, denied, hasBody);
 
-    // 6. Rewrite: outbound path and headers, proxy token out, credential in.
-    tracing.beginUpstream(exchange);
-    const outbound = rewrite(exchange, routed, upstream, credential);
+      // 5. Credential: the real upstream secret, from the vault (cached for its lease).
+      let credential = resolveCredential(upstream);
+      if (credential instanceof Promise) credential = await credential;
+      if (credential.kind === "refusal") return refuse(exchange, res, credential, hasBody);
+      exchange.credentialVersion = credential.version;
 
-    // 7. Forward, and 8. respond: the upstream's answer streams back as it arrives.
-    const outcome = await forwarder.forward(
-      req,
-      res,
-      exchange,
-      routed,
-      upstream,
-      outbound,
-      credential,
-    );
-    if (outcome.kind === "refusal") return refuse(exchange, res, outcome, hasBody);
-    const stale = token.stale || upstream.bundle.stale;
-    const reason = outcome.reason !== "" ? outcome.reason : stale ? staleReason : "";
-    exchange.finish(GatewayDecision.ALLOWED, reason, exchange.status);
+      // 6. Rewrite: outbound path and headers, proxy token out, credential in.
+      tracing.beginUpstream(exchange);
+      const outbound = rewrite(exchange, routed, upstream, credential);
+
+      // 7. Forward, and 8. respond: the upstream's answer streams back as it arrives.
+      const outcome = await forwarder.forward(
+        req,
+        res,
+        exchange,
+        routed,
+        upstream,
+        outbound,
+        credential,
+      );
+      if (outcome.kind === "refusal") return refuse(exchange, res, outcome, hasBody);
+      const stale = token.stale || upstream.bundle.stale;
+      const reason = outcome.reason !== "" ? outcome.reason : stale ? staleReason : "";
+      exchange.finish(GatewayDecision.ALLOWED, reason, exchange.status);
+    } catch (err) {
+      fail(exchange, res, err);
+    } finally {
+      tracing.end(exchange);
+      // 9. Audit: queued for the background publisher; probes are not audited.
+      if (exchange.decision !== GatewayDecision.UNSPECIFIED) audit.record(exchange);
+    }
   }
+
+  // With its server span active in spans mode.
+  const run = tracing.wrapRequest(serve);
 
   function refuse(exchange: Exchange, res: ServerResponse, refusal: Refusal, close: boolean): void {
     if (refusal.tenant !== undefined) exchange.tenant = refusal.tenant;
@@ -122,7 +151,7 @@ export function createRequestPath(deps: RequestPathDeps) {
   }
 
   /** Handles one request from arrival to audit. Never rejects. */
-  return async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const now = Date.now();
     const exchange = new Exchange(
       ids.requestId(now),
@@ -133,15 +162,7 @@ export function createRequestPath(deps: RequestPathDeps) {
       req.rawHeaders,
     );
     tracing.begin(exchange, req.rawHeaders);
-    try {
-      await tracing.within(exchange, () => proceed(exchange, req, res));
-    } catch (err) {
-      fail(exchange, res, err);
-    } finally {
-      tracing.end(exchange);
-      // 9. Audit: queued for the background publisher; probes are not audited.
-      if (exchange.decision !== GatewayDecision.UNSPECIFIED) audit.record(exchange);
-    }
+    return run(exchange, req, res);
   };
 }
 

@@ -19,10 +19,20 @@ export interface Tracing {
   readonly mode: TracingMode;
   /** Starts the request's trace, continuing the inbound `traceparent` when it is valid. */
   begin(exchange: Exchange, rawHeaders: readonly string[]): void;
-  /** Runs the request with its server span active (spans mode), so steps become children. */
-  within<R>(exchange: Exchange, fn: () => R): R;
-  /** Runs one step of the request path as a child span (spans mode) or plainly. */
-  step<R>(name: string, fn: () => R | Promise<R>): R | Promise<R>;
+  /**
+   * `fn` run with the request's server span active (spans mode), so the steps it calls
+   * become children of that span; `fn` itself in ids mode. `fn` and the wrappers below are
+   * taken once, when the request path is built: a closure per request and step cost
+   * allocation on every request for nothing in ids mode (docs/benchmarks.md).
+   */
+  wrapRequest<A extends unknown[], R>(
+    fn: (exchange: Exchange, ...args: A) => R,
+  ): (exchange: Exchange, ...args: A) => R;
+  /** `fn` as one step of the request path: a child span each call (spans mode), or `fn` itself. */
+  wrapStep<A extends unknown[], R>(
+    name: string,
+    fn: (...args: A) => R | Promise<R>,
+  ): (...args: A) => R | Promise<R>;
   /** Starts the upstream call's span and points `exchange.traceparent` at it. */
   beginUpstream(exchange: Exchange): void;
   /** Ends the request's spans with its outcome. */
@@ -52,8 +62,8 @@ export function createTracing(mode: TracingMode, ids: IdSource): Tracing {
           exchange.traceparent = `00-${exchange.traceId}-${exchange.spanId}-00`;
         }
       },
-      within: (_exchange, fn) => fn(),
-      step: (_name, fn) => fn(),
+      wrapRequest: (fn) => fn,
+      wrapStep: (_name, fn) => fn,
       beginUpstream() {},
       end() {},
     };
@@ -85,11 +95,22 @@ export function createTracing(mode: TracingMode, ids: IdSource): Tracing {
       exchange.traceparent = `00-${spanContext.traceId}-${spanContext.spanId}-0${spanContext.traceFlags & 1}`;
       exchange.tracestate = spanContext.traceState?.serialize() ?? "";
     },
-    within(exchange, fn) {
-      if (exchange.span === undefined) return fn();
-      return context.with(trace.setSpan(context.active(), exchange.span), fn);
-    },
-    step: (name, fn) => startSpan(name, async () => fn()),
+    wrapRequest:
+      (fn) =>
+      (exchange, ...args) => {
+        if (exchange.span === undefined) return fn(exchange, ...args);
+        return context.with(
+          trace.setSpan(context.active(), exchange.span),
+          fn,
+          undefined,
+          exchange,
+          ...args,
+        );
+      },
+    wrapStep:
+      (name, fn) =>
+      (...args) =>
+        startSpan(name, async () => fn(...args)),
     beginUpstream(exchange) {
       const span = tracer.startSpan("upstream", {
         kind: SpanKind.CLIENT,
