@@ -107,7 +107,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   ): Promise<Refusal | Relayed> {
     return new Promise((resolve) => {
       const relay = new Relay(res, exchange, credential.echoes, resolve);
-      res.once("close", relay.onClientClose);
+      // on, not once: the relay removes it when it finishes, and once() would wrap it in a
+      // bound function and a state object on every request.
+      res.on("close", relay.onClientClose);
       poolFor(upstream.origin).dispatch(
         {
           path: outbound.path,
