@@ -58,6 +58,9 @@ export interface EvaluationResult {
 export interface CompiledPolicy {
   /** The rule-set version. */
   readonly version: number;
-  /** Decides one request. Never throws for well-formed input. The result may be shared between evaluations: it is frozen. */
+  /**
+   * Decides one request. Never throws for well-formed input. The result may be shared
+   * between evaluations, so it is frozen.
+   */
   evaluate(input: EvaluationInput): EvaluationResult;
 }
