@@ -4,7 +4,7 @@ import { ConfigError } from "../libs/config/index.ts";
 import { PolicyService } from "../libs/gen/latchkey/policy/v1/policy_pb.js";
 import { TokenService } from "../libs/gen/latchkey/token/v1/token_pb.js";
 import { VaultService } from "../libs/gen/latchkey/vault/v1/vault_pb.js";
-import type { Logger } from "../libs/log/index.ts";
+import { componentLogger, type Logger } from "../libs/log/index.ts";
 import { createClientTransport } from "../libs/rpc/index.ts";
 import * as gatewayConfig from "../services/gateway/config.ts";
 import { createGateway, type Gateway } from "../services/gateway/gateway.ts";
@@ -25,7 +25,7 @@ export async function startGateway(
   const gateway = createGateway({
     ...clients,
     bus,
-    log: log.child({ component: "gateway" }),
+    log: componentLogger(log, "gateway"),
     config: gatewayConfig.gatewaySettings(config),
   });
   const { url } = await gateway.start();

@@ -7,7 +7,7 @@ import { type Db, type MigrateOptions, migrate, openDb } from "../libs/db/index.
 import { PolicyService } from "../libs/gen/latchkey/policy/v1/policy_pb.js";
 import { TokenService } from "../libs/gen/latchkey/token/v1/token_pb.js";
 import { VaultService } from "../libs/gen/latchkey/vault/v1/vault_pb.js";
-import type { Logger } from "../libs/log/index.ts";
+import { componentLogger, type Logger } from "../libs/log/index.ts";
 import {
   type Component,
   createInProcessTransport,
@@ -74,7 +74,7 @@ function createComponent(
   env: NodeJS.ProcessEnv,
   secrets: { tokenPepper?: string; vaultKek?: string } = {},
 ): Component {
-  const log = deps.log.child({ component: name });
+  const log = componentLogger(deps.log, name);
   switch (name) {
     case "token": {
       const config = tokenConfig.loadConfig(env);

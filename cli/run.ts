@@ -47,7 +47,12 @@ export async function run(target: string, env: NodeJS.ProcessEnv): Promise<void>
     throw new UsageError(`usage: latchkey run <${targets.join("|")}>`);
   }
   const base = loadEnv({ ...commonEnv }, env);
-  const log = createLogger({ level: base.LATCHKEY_LOG_LEVEL, component: target });
+  // One component per process names it on every line; under `run all` each component's lines
+  // name their own (componentLogger) and the process's own lines name none.
+  const log = createLogger({
+    level: base.LATCHKEY_LOG_LEVEL,
+    ...(target !== "all" && { component: target }),
+  });
   const telemetry = startTelemetry({ serviceName: `latchkey-${target}`, env, log });
   const stoppers: Stopper[] = [() => telemetry.shutdown()];
   stopOnSignals(log, stoppers);

@@ -55,3 +55,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     options.destination ?? process.stdout,
   );
 }
+
+/**
+ * `log` for one component: a child that names it, or `log` itself when it names that
+ * component already (`latchkey run gateway`'s process logger). pino writes a child's
+ * bindings after its parent's, so binding the key again would repeat it on every line
+ * (`"component":"gateway","component":"gateway"`), which strict JSON readers refuse.
+ */
+export function componentLogger(log: Logger, component: string): Logger {
+  return log.bindings().component === component ? log : log.child({ component });
+}

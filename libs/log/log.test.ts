@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
-import { createLogger } from "./index.ts";
+import { componentLogger, createLogger } from "./index.ts";
 
 test("secret-bearing fields are redacted wherever a log call puts them", async () => {
   const out = new PassThrough();
@@ -25,4 +25,27 @@ test("secret-bearing fields are redacted wherever a log call puts them", async (
   const entry = JSON.parse(text) as { component: string; msg: string; headers: { accept: string } };
   assert.equal(entry.component, "test");
   assert.equal(entry.headers.accept, "*/*");
+});
+
+test("a component's lines name it once, whether or not the process logger names it already", async () => {
+  // `latchkey run all` (the process logger names no component) and `latchkey run gateway`.
+  for (const processComponent of [undefined, "gateway"]) {
+    const out = new PassThrough();
+    const lines: string[] = [];
+    out.on("data", (chunk: Buffer) => lines.push(chunk.toString()));
+    const root = createLogger({
+      ...(processComponent !== undefined && { component: processComponent }),
+      destination: out,
+    });
+    componentLogger(root, "gateway").info("hello");
+    componentLogger(root, "token").info("hello");
+    await new Promise((resolve) => setImmediate(resolve));
+    const [gateway, token] = lines.join("").trim().split("\n") as [string, string];
+    assert.equal(gateway.match(/"component":/g)?.length, 1, gateway);
+    assert.equal((JSON.parse(gateway) as { component: string }).component, "gateway");
+    if (processComponent === undefined) {
+      assert.equal(token.match(/"component":/g)?.length, 1, token);
+      assert.equal((JSON.parse(token) as { component: string }).component, "token");
+    }
+  }
 });
