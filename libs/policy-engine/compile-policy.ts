@@ -96,6 +96,8 @@ export function compilePolicy(policySet: PolicyInput): CompiledPolicy {
     version,
   );
 
+  const allowId = (i: number): string => (enforcedAllow[i] as CompiledRule).id;
+
   function evaluate(input: EvaluationInput): EvaluationResult {
     // Builds the condition inputs only when a condition reads them.
     const bindings = hasConditions ? new ConditionBindings(input) : undefined;
@@ -130,14 +132,13 @@ export function compilePolicy(policySet: PolicyInput): CompiledPolicy {
       const rule = enforcedAllow[i] as CompiledRule;
       if (outcome(rule, input, bindings) !== YES) continue;
       if (first === -1) first = i;
-      else allowed = appended(allowed ?? [(enforcedAllow[first] as CompiledRule).id], rule.id);
+      else allowed = appended(allowed ?? [allowId(first)], rule.id);
     }
     if (first !== -1) {
       if (allowed === undefined && dryRunRuleIds === undefined) {
         return allowedAlone[first] as EvaluationResult;
       }
-      const ruleIds = allowed ?? [(enforcedAllow[first] as CompiledRule).id];
-      return allowedResult(ruleIds, dryRunRuleIds ?? none, version);
+      return allowedResult(allowed ?? [allowId(first)], dryRunRuleIds ?? none, version);
     }
     if (dryRunRuleIds === undefined) return noMatch;
     return result(false, none, dryRunRuleIds, noMatch.reason, version);
