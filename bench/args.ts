@@ -33,6 +33,12 @@ export interface BenchConfig {
   targets: string[];
   /** Extra sections to run by id (all when undefined; none when empty). */
   sections: string[] | undefined;
+  /** Back-to-back pairs (bare Node, then the target, or the reverse) per route; 0 for none. */
+  pairs: number;
+  /** Closed-loop seconds of each run of a pair. */
+  pairDurationS: number;
+  /** Targets measured in pairs against bare Node (see bench/paired.ts). */
+  paired: string[];
   /** Where the JSON report goes. */
   outDir: string;
 }
@@ -51,16 +57,37 @@ export const USAGE = `Usage: npm run bench [-- options]
   --dispatch auto|spin|timer  open-loop send timing (default auto: spin on a pinned, quiet core)
   --targets a,b         only these targets (names as printed in the table; "none" for no table)
                         (--quick runs direct, nginx, bare-node and latchkey-embedded by default)
-  --sections a,b|none   only these extra sections (revocation-propagation, audit-ingest; default all)
+  --sections a,b|none   only these extra sections (paired-throughput, revocation-propagation,
+                        audit-ingest; default all)
+  --pairs N             paired-throughput: back-to-back pairs per route against bare-node
+                        (default 16; quick 1; 0 for none)
+  --pair-duration S     closed-loop seconds of each run of a pair (default 2; quick 1)
+  --paired a,b          targets measured in pairs (default latchkey-cluster-1gw; quick latchkey-embedded)
   --out DIR             JSON report directory (default bench/results)
   --help
 `;
+
+/** A comma-separated list of names, blanks dropped. */
+function names(value: string): string[] {
+  return value
+    .split(",")
+    .map((t) => t.trim())
+    .filter((t) => t !== "");
+}
 
 function positiveNumber(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0)
     throw new Error(`--${name} must be a positive number, got ${value}`);
+  return n;
+}
+
+function wholeNumber(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`--${name} must be a whole number (0 or more), got ${value}`);
   return n;
 }
 
@@ -81,6 +108,9 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
       dispatch: { type: "string", default: "auto" },
       targets: { type: "string", default: "" },
       sections: { type: "string" },
+      pairs: { type: "string" },
+      "pair-duration": { type: "string" },
+      paired: { type: "string" },
       out: { type: "string", default: defaultOutDir },
       help: { type: "boolean", default: false },
     },
@@ -113,19 +143,16 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
     pin: values.pin,
     load: values.load,
     dispatch: values.dispatch,
-    targets: values.targets
-      .split(",")
-      .map((t) => t.trim())
-      .filter((t) => t !== ""),
+    targets: names(values.targets),
     sections:
       values.sections === undefined
         ? undefined
         : values.sections === "none"
           ? []
-          : values.sections
-              .split(",")
-              .map((t) => t.trim())
-              .filter((t) => t !== ""),
+          : names(values.sections),
+    pairs: wholeNumber("pairs", values.pairs, quick ? 1 : 16),
+    pairDurationS: positiveNumber("pair-duration", values["pair-duration"], quick ? 1 : 2),
+    paired: names(values.paired ?? (quick ? "latchkey-embedded" : "latchkey-cluster-1gw")),
     outDir: values.out,
   };
 }

@@ -33,6 +33,7 @@ import { hasWrk, runWrk } from "./load-wrk.ts";
 import { describeMachine } from "./machine.ts";
 import { sampleRssDuring, sumRssKiB } from "./memory.ts";
 import { NGINX_TARGET_NAME, nginxTarget } from "./nginx.ts";
+import { measurePairs, PAIRED_SECTION_ID } from "./paired.ts";
 import { assertUpstreamRequiresCredential, preflight, warmUp } from "./preflight.ts";
 import {
   type BenchReport,
@@ -130,13 +131,18 @@ async function startTargets(
   return started;
 }
 
-function closedSpec(running: RunningTarget, route: Route, config: BenchConfig): ClosedLoopSpec {
+function closedSpec(
+  running: RunningTarget,
+  route: Route,
+  config: BenchConfig,
+  durationS: number,
+): ClosedLoopSpec {
   return {
     baseUrl: running.baseUrl,
     route,
     headers: { ...running.headers, ...route.headers },
     headerRotation: running.headerRotation,
-    durationS: config.closedDurationS,
+    durationS,
     connections: config.connections,
   };
 }
@@ -248,13 +254,17 @@ async function main(): Promise<number> {
 
     let runId = 0;
     const upstreamPid = upstream.pid;
+    const runClosed = (running: RunningTarget, route: Route, durationS: number) => {
+      const spec = closedSpec(running, route, config, durationS);
+      const opts = { cores: cpuPlan.loadCores, tmpDir: scratch, id: String(++runId) };
+      return tool === "wrk" ? runWrk(spec, opts) : runNodeClosedLoop(spec, opts);
+    };
     const measure = async (
       round: number,
       kind: "closed" | "open",
       { target, running }: Started,
       route: Route,
     ) => {
-      const id = String(++runId);
       const sampler = sampleRssDuring(() => running.pids());
       const foreign = startForeignLoadMeter();
       const m: Measurement = { round, target: target.name, route: route.name, kind };
@@ -262,11 +272,8 @@ async function main(): Promise<number> {
       let line: string;
       try {
         if (kind === "closed") {
-          const spec = closedSpec(running, route, config);
-          const opts = { cores: cpuPlan.loadCores, tmpDir: scratch, id };
           const cpu = startCpuMeter(running.pids(), upstreamPid);
-          const result: ClosedLoopResult =
-            tool === "wrk" ? await runWrk(spec, opts) : await runNodeClosedLoop(spec, opts);
+          const result: ClosedLoopResult = await runClosed(running, route, config.closedDurationS);
           m.closed = result;
           m.cpu = cpu.stop();
           line =
@@ -275,7 +282,8 @@ async function main(): Promise<number> {
             (result.errors > 0 ? `  ERRORS ${result.errors}` : "");
         } else {
           const spec = openSpec(running, route, config, spin);
-          const result = await runOpenLoop(spec, { cores: cpuPlan.loadCores, tmpDir: scratch, id });
+          const opts = { cores: cpuPlan.loadCores, tmpDir: scratch, id: String(++runId) };
+          const result = await runOpenLoop(spec, opts);
           m.open = result;
           line =
             `${label} ${result.rate} req/s  p50 ${result.latency.p50Ms.toFixed(3)}` +
@@ -302,6 +310,58 @@ async function main(): Promise<number> {
       }
     }
 
+    /** Runs one section; a section that throws is reported as failed, and so fails the run. */
+    const runSection = async (
+      id: string,
+      title: string,
+      run: () => Promise<{ section: ReportSection; failure?: string }>,
+    ) => {
+      log(`section ${id}...`);
+      let failure: string | undefined;
+      try {
+        const result = await run();
+        sections.push(result.section);
+        for (const line of result.section.lines) log(`  ${line}`);
+        failure = result.failure;
+      } catch (error) {
+        failure = (error as Error).message;
+        sections.push({ id, title, lines: [`FAILED: ${failure}`], data: { failure } });
+      }
+      if (failure !== undefined) {
+        sectionFailures.push(id);
+        log(`section ${id} FAILED: ${failure}`);
+      }
+    };
+
+    const bare = started.find((s) => s.target.name === BARE_TARGET_NAME);
+    const paired = started.filter((s) => config.paired.includes(s.target.name));
+    const wantPairs =
+      config.pairs > 0 &&
+      (config.sections === undefined || config.sections.includes(PAIRED_SECTION_ID));
+    if (wantPairs && bare !== undefined && paired.length > 0) {
+      await runSection(PAIRED_SECTION_ID, "Paired throughput", async () => {
+        const { section, errors } = await measurePairs({
+          pairs: config.pairs,
+          routes: ROUTES,
+          bare,
+          targets: paired,
+          name: (s) => s.target.name,
+          durationS: config.pairDurationS,
+          run: (s, route) => runClosed(s.running, route, config.pairDurationS),
+          log: (line) => log(`  ${line}`),
+        });
+        return { section, failure: errors > 0 ? `${errors} errors in the pairs' runs` : undefined };
+      });
+    } else if (
+      wantPairs &&
+      wanted.some((t) => t.name === BARE_TARGET_NAME) &&
+      wanted.some((t) => config.paired.includes(t.name))
+    ) {
+      const reason = `needs ${BARE_TARGET_NAME} and one of ${config.paired.join(", ")} running`;
+      skipped.push({ target: `section ${PAIRED_SECTION_ID}`, reason });
+      log(`skip section ${PAIRED_SECTION_ID}: ${reason}`);
+    }
+
     for (const provider of extraSections) {
       if (config.sections !== undefined && !config.sections.includes(provider.id)) continue;
       if (config.sections === undefined && config.quick && !provider.inQuick) {
@@ -316,23 +376,15 @@ async function main(): Promise<number> {
         log(`skip section ${provider.id}: ${skip}`);
         continue;
       }
-      const tmpDir = mkdtempSync(join(scratch, `${provider.id}-`));
-      log(`section ${provider.id}...`);
-      try {
-        const section = await provider.run({ upstream, cpuPlan, tmpDir, quick: config.quick });
-        sections.push(section);
-        for (const line of section.lines) log(`  ${line}`);
-      } catch (error) {
-        const message = (error as Error).message;
-        sectionFailures.push(provider.id);
-        sections.push({
-          id: provider.id,
-          title: provider.title,
-          lines: [`FAILED: ${message}`],
-          data: { failure: message },
-        });
-        log(`section ${provider.id} FAILED: ${message}`);
-      }
+      const context = {
+        upstream,
+        cpuPlan,
+        tmpDir: mkdtempSync(join(scratch, `${provider.id}-`)),
+        quick: config.quick,
+      };
+      await runSection(provider.id, provider.title, async () => ({
+        section: await provider.run(context),
+      }));
     }
   } finally {
     for (const { running } of started) await running.stop().catch(() => {});

@@ -2,7 +2,8 @@
  * Extra report sections beyond the proxy table: revocation propagation across gateway
  * processes and audit ingest from NATS into PostgreSQL. The report carries them as
  * `sections: ReportSection[]` (printed after the table, stored in the JSON); the harness
- * runs every provider of `extraSections` after the table, with every target stopped.
+ * runs every provider of `extraSections` after the table and the paired runs (paired.ts),
+ * while the targets are still up but idle.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";

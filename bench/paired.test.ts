@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { measurePairs, medianInterval } from "./paired.ts";
+import type { RouteName } from "./routes.ts";
+
+/** P(Binomial(n, 1/2) ≤ j), exactly. */
+function binomialCdf(n: number, j: number): number {
+  let c = 1n;
+  let sum = 0n;
+  for (let i = 0; i <= j; i++) {
+    sum += c;
+    c = (c * BigInt(n - i)) / BigInt(i + 1);
+  }
+  return Number(sum) / 2 ** n;
+}
+
+test("median interval: none below six samples, [min, max] at six", () => {
+  assert.equal(medianInterval([1, 2, 3, 4, 5]), undefined);
+  assert.deepEqual(medianInterval([6, 1, 5, 2, 4, 3]), { low: 1, high: 6, coverage: 1 - 2 / 64 });
+});
+
+test("median interval: the narrowest pair of order statistics that still covers 95%", () => {
+  for (let n = 6; n <= 40; n++) {
+    const values = Array.from({ length: n }, (_, i) => n - i); // n, n-1, ..., 1
+    const interval = medianInterval(values);
+    assert.ok(interval !== undefined, `n=${n}`);
+    const k = interval.low; // the samples are 1..n, so x(k) = k
+    assert.equal(interval.high, n + 1 - k, `n=${n}: symmetric`);
+    const coverage = 1 - 2 * binomialCdf(n, k - 1);
+    assert.ok(Math.abs(interval.coverage - coverage) < 1e-12, `n=${n}: coverage`);
+    assert.ok(coverage >= 0.95, `n=${n}: at least 95%`);
+    assert.ok(1 - 2 * binomialCdf(n, k) < 0.95, `n=${n}: one step narrower misses 95%`);
+  }
+  // 16 pairs (the full mode's default): x(4) and x(13), 97.9%.
+  const sixteen = medianInterval(Array.from({ length: 16 }, (_, i) => i + 1));
+  assert.equal(sixteen?.low, 4);
+  assert.equal(sixteen?.high, 13);
+});
+
+test("median interval: non-finite values are left out", () => {
+  assert.deepEqual(
+    medianInterval([1, Number.NaN, 2, 3, Number.POSITIVE_INFINITY, 4, 5, 6]),
+    medianInterval([1, 2, 3, 4, 5, 6]),
+  );
+});
+
+test("pairs alternate which side runs first, go over every route, and report the ratios' median", async () => {
+  const routes: { name: RouteName }[] = [{ name: "get-json" }, { name: "sse-stream" }];
+  const calls: string[] = [];
+  // bare does 1000 req/s; the gateway 800 on get-json and 1200 on sse-stream, plus the pair's
+  // index, so every pair's ratio differs.
+  const { section, errors } = await measurePairs({
+    pairs: 6,
+    routes,
+    bare: "bare",
+    targets: ["gw"],
+    name: (t) => t,
+    durationS: 2,
+    run: async (target, route) => {
+      calls.push(`${target}:${route.name}`);
+      const pair = Math.floor((calls.length - 1) / 4); // four runs a pair index
+      const rps = target === "bare" ? 1000 : (route.name === "get-json" ? 800 : 1200) + 10 * pair;
+      return { rps, errors: target === "gw" && route.name === "sse-stream" ? 1 : 0 };
+    },
+    log: () => {},
+  });
+  assert.deepEqual(calls.slice(0, 8), [
+    "bare:get-json",
+    "gw:get-json",
+    "bare:sse-stream",
+    "gw:sse-stream",
+    "gw:get-json",
+    "bare:get-json",
+    "gw:sse-stream",
+    "bare:sse-stream",
+  ]);
+  assert.equal(calls.length, 6 * 2 * 2);
+  assert.equal(errors, 6);
+  const data = section.data as {
+    summaries: { route: string; pairs: number; medianRatio: number; interval?: unknown }[];
+    pairs: { first: string }[];
+  };
+  assert.deepEqual(data.pairs.map((p) => p.first).slice(0, 4), [
+    "bare",
+    "bare",
+    "target",
+    "target",
+  ]);
+  const [get, sse] = data.summaries;
+  assert.equal(get?.route, "get-json");
+  assert.equal(get?.pairs, 6);
+  // get-json ratios 0.80, 0.81, ..., 0.85 (index 0..5): median 0.825.
+  assert.ok(Math.abs((get?.medianRatio ?? 0) - 0.825) < 1e-9);
+  assert.equal(sse?.route, "sse-stream");
+  assert.ok(Math.abs((sse?.medianRatio ?? 0) - 1.225) < 1e-9);
+  assert.ok(get?.interval !== undefined);
+  assert.match(
+    section.lines[0] ?? "",
+    /^get-json +gw ÷ bare: median 0\.82, 96\.9% CI 0\.80-0\.85 \(6 pairs/,
+  );
+});
