@@ -26,6 +26,7 @@ test("paired throughput options: a count of 0 turns it off; lists and durations 
 test("bad paired-throughput options are refused with the option's name", () => {
   assert.throws(() => parseConfig(["--pairs=-1"], "out"), /--pairs must be a whole number/);
   assert.throws(() => parseConfig(["--pairs", "2.5"], "out"), /--pairs must be a whole number/);
+  assert.throws(() => parseConfig(["--pairs", "1001"], "out"), /from 0 to 1000, got 1001/);
   assert.throws(
     () => parseConfig(["--pair-duration", "0"], "out"),
     /--pair-duration must be a positive/,

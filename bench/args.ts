@@ -60,7 +60,7 @@ export const USAGE = `Usage: npm run bench [-- options]
   --sections a,b|none   only these extra sections (paired-throughput, revocation-propagation,
                         audit-ingest; default all)
   --pairs N             paired-throughput: back-to-back pairs per route against bare-node
-                        (default 16; quick 1; 0 for none)
+                        (default 16; quick 1; 0 for none; at most 1000)
   --pair-duration S     closed-loop seconds of each run of a pair (default 2; quick 1)
   --paired a,b          targets measured in pairs (default latchkey-cluster-1gw; quick latchkey-embedded)
   --out DIR             JSON report directory (default bench/results)
@@ -83,11 +83,16 @@ function positiveNumber(name: string, value: string | undefined, fallback: numbe
   return n;
 }
 
-function wholeNumber(name: string, value: string | undefined, fallback: number): number {
+function wholeNumber(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0)
-    throw new Error(`--${name} must be a whole number (0 or more), got ${value}`);
+  if (!Number.isInteger(n) || n < 0 || n > max)
+    throw new Error(`--${name} must be a whole number from 0 to ${max}, got ${value}`);
   return n;
 }
 
@@ -150,7 +155,7 @@ export function parseConfig(argv: string[], defaultOutDir: string): BenchConfig 
         : values.sections === "none"
           ? []
           : names(values.sections),
-    pairs: wholeNumber("pairs", values.pairs, quick ? 1 : 16),
+    pairs: wholeNumber("pairs", values.pairs, quick ? 1 : 16, 1000),
     pairDurationS: positiveNumber("pair-duration", values["pair-duration"], quick ? 1 : 2),
     paired: names(values.paired ?? (quick ? "latchkey-embedded" : "latchkey-cluster-1gw")),
     outDir: values.out,

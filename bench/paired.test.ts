@@ -11,7 +11,7 @@ function binomialCdf(n: number, j: number): number {
     sum += c;
     c = (c * BigInt(n - i)) / BigInt(i + 1);
   }
-  return Number(sum) / 2 ** n;
+  return Number((sum * 10n ** 18n) / 2n ** BigInt(n)) / 1e18;
 }
 
 test("median interval: none below six samples, [min, max] at six", () => {
@@ -20,16 +20,17 @@ test("median interval: none below six samples, [min, max] at six", () => {
 });
 
 test("median interval: the narrowest pair of order statistics that still covers 95%", () => {
-  for (let n = 6; n <= 40; n++) {
+  for (const n of [...Array.from({ length: 35 }, (_, i) => i + 6), 1000]) {
     const values = Array.from({ length: n }, (_, i) => n - i); // n, n-1, ..., 1
     const interval = medianInterval(values);
     assert.ok(interval !== undefined, `n=${n}`);
     const k = interval.low; // the samples are 1..n, so x(k) = k
     assert.equal(interval.high, n + 1 - k, `n=${n}: symmetric`);
     const coverage = 1 - 2 * binomialCdf(n, k - 1);
-    assert.ok(Math.abs(interval.coverage - coverage) < 1e-12, `n=${n}: coverage`);
+    assert.ok(Math.abs(interval.coverage - coverage) < 1e-9, `n=${n}: coverage`);
     assert.ok(coverage >= 0.95, `n=${n}: at least 95%`);
     assert.ok(1 - 2 * binomialCdf(n, k) < 0.95, `n=${n}: one step narrower misses 95%`);
+    if (n === 1000) assert.ok(k > 460 && k < 480, `n=1000: k=${k}`); // ~ n/2 - 1.96·√n/2
   }
   // 16 pairs (the full mode's default): x(4) and x(13), 97.9%.
   const sixteen = medianInterval(Array.from({ length: 16 }, (_, i) => i + 1));
