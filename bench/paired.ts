@@ -7,8 +7,8 @@
  * runs. Here the two runs of a pair are seconds apart, so both see nearly the same machine;
  * the order within a pair alternates (bare first, then the target first, ...) so neither
  * side always gets the later, warmer or cooler seconds; each pair goes over every route
- * before the next pair begins, so a slow minute hits all routes. The report gives the median of the pairs'
- * ratios with a distribution-free confidence interval for that median.
+ * before the next pair begins, so a slow minute hits all routes. The report gives the median
+ * of the pairs' ratios with a distribution-free confidence interval for that median.
  */
 import { median } from "./latency.ts";
 import type { RouteName } from "./routes.ts";
