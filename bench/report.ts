@@ -16,6 +16,7 @@ import type { ClosedLoopResult, OpenLoopResult } from "./load-spec.ts";
 import type { MachineInfo } from "./machine.ts";
 import type { RouteName } from "./routes.ts";
 import type { ReportSection } from "./sections.ts";
+import type { StallReading } from "./stalls.ts";
 
 /** One timed run as it happened. */
 export interface Measurement {
@@ -99,6 +100,8 @@ export interface BenchReport {
   machine: MachineInfo;
   /** CPU use on the machine just before and just after the run (other work skews every figure). */
   backgroundLoad: { before: ForeignLoad; after: ForeignLoad };
+  /** The machine's stall probe on every core just before and just after the run (stalls.ts). */
+  machineStalls: { before: StallReading[]; after: StallReading[] };
   config: BenchConfig & { closedLoopTool: string; openLoopScheduler: string };
   cpuPlan: CpuPlan;
   targets: { name: string; description: string }[];

@@ -44,6 +44,7 @@ import {
 } from "./report.ts";
 import { ROUTES, type Route } from "./routes.ts";
 import { extraSections, type ReportSection } from "./sections.ts";
+import { describeStalls, probeStalls, type StallReading } from "./stalls.ts";
 import type { RunningTarget, Target } from "./target.ts";
 import { startUpstream, type Upstream } from "./upstream.ts";
 
@@ -62,6 +63,14 @@ const STEAL_WARNING_CORES = 0.05;
 /** True when other work (in the guest or on the host) was large enough to skew figures. */
 function disturbed(load: ForeignLoad): boolean {
   return load.cores > BUSY_WARNING_CORES || load.stealCores > STEAL_WARNING_CORES;
+}
+
+/** The stall probe's lines (stalls.ts): the machine's floor under every tail latency. */
+function logStalls(when: string, probeMs: number, readings: readonly StallReading[]): void {
+  log(
+    `machine stalls ${when} (every core spun ${probeMs / 1000} s, then slept 1 ms at a time for ${probeMs / 1000} s):`,
+  );
+  for (const line of describeStalls(readings)) log(`  ${line}`);
 }
 
 /** One line describing other work on the machine, with a warning when it was not quiet. */
@@ -190,6 +199,8 @@ async function main(): Promise<number> {
   );
   log(`cores: ${cpuPlan.description}${cpuPlan.note ? ` (${cpuPlan.note})` : ""}`);
   const loadBefore = await measureForeignLoad(config.quick ? 500 : 2000);
+  const stallProbeMs = config.quick ? 250 : 2000;
+  const stallsBefore = await probeStalls(stallProbeMs, stallProbeMs);
   // Spinning dispatch needs a core of its own and nobody else wanting it (see OpenLoopSpec.spin).
   const spin =
     config.dispatch === "spin" ||
@@ -201,6 +212,7 @@ async function main(): Promise<number> {
       `warm-up ${config.warmupRequests} requests per route`,
   );
   log(`other work on the machine before the run: ${describeLoad(loadBefore)}`);
+  logStalls("before the run", stallProbeMs, stallsBefore);
   log();
 
   const allTargets = [directTarget, nginxTarget, bareProxyTarget, ...latchkeyTargets];
@@ -393,6 +405,7 @@ async function main(): Promise<number> {
   }
 
   const loadAfter = await measureForeignLoad(config.quick ? 500 : 2000);
+  const stallsAfter = await probeStalls(stallProbeMs, stallProbeMs);
   const targetNames = started.map((s) => s.target.name);
   const rows = buildRows({
     measurements,
@@ -410,6 +423,7 @@ async function main(): Promise<number> {
     mode: config.quick ? "quick" : "full",
     machine,
     backgroundLoad: { before: loadBefore, after: loadAfter },
+    machineStalls: { before: stallsBefore, after: stallsAfter },
     config: { ...config, closedLoopTool: tool, openLoopScheduler: spin ? "spin" : "timer" },
     cpuPlan,
     targets: started.map((s) => ({ name: s.target.name, description: s.target.description })),
@@ -431,6 +445,8 @@ async function main(): Promise<number> {
   log(`cores: ${cpuPlan.description}`);
   log(`other work on the machine before the run: ${describeLoad(loadBefore)}`);
   log(`other work on the machine after the run: ${describeLoad(loadAfter)}`);
+  logStalls("before the run", stallProbeMs, stallsBefore);
+  logStalls("after the run", stallProbeMs, stallsAfter);
   log(`report: ${writeReport(report, config.outDir)}`);
 
   const bad = rows.filter((r) => r.errors > 0 || r.failedRuns > 0);
