@@ -65,11 +65,25 @@ function disturbed(load: ForeignLoad): boolean {
   return load.cores > BUSY_WARNING_CORES || load.stealCores > STEAL_WARNING_CORES;
 }
 
-/** The stall probe's lines (stalls.ts): the machine's floor under every tail latency. */
+/**
+ * The stall probe (stalls.ts), spinning and then sleeping `probeMs` each. A diagnostic: when
+ * it fails the run goes on (and keeps its figures) with no readings, and says why.
+ */
+async function probeMachineStalls(probeMs: number): Promise<StallReading[]> {
+  try {
+    return await probeStalls(probeMs, probeMs);
+  } catch (error) {
+    log(`machine stall probe failed: ${(error as Error).message}`);
+    return [];
+  }
+}
+
+/** The stall probe's lines: the machine's floor under every tail latency. */
 function logStalls(when: string, probeMs: number, readings: readonly StallReading[]): void {
   log(
     `machine stalls ${when} (every core spun ${probeMs / 1000} s, then slept 1 ms at a time for ${probeMs / 1000} s):`,
   );
+  if (readings.length === 0) log("  none (the probe failed)");
   for (const line of describeStalls(readings)) log(`  ${line}`);
 }
 
@@ -200,7 +214,7 @@ async function main(): Promise<number> {
   log(`cores: ${cpuPlan.description}${cpuPlan.note ? ` (${cpuPlan.note})` : ""}`);
   const loadBefore = await measureForeignLoad(config.quick ? 500 : 2000);
   const stallProbeMs = config.quick ? 250 : 2000;
-  const stallsBefore = await probeStalls(stallProbeMs, stallProbeMs);
+  const stallsBefore = await probeMachineStalls(stallProbeMs);
   // Spinning dispatch needs a core of its own and nobody else wanting it (see OpenLoopSpec.spin).
   const spin =
     config.dispatch === "spin" ||
@@ -405,7 +419,7 @@ async function main(): Promise<number> {
   }
 
   const loadAfter = await measureForeignLoad(config.quick ? 500 : 2000);
-  const stallsAfter = await probeStalls(stallProbeMs, stallProbeMs);
+  const stallsAfter = await probeMachineStalls(stallProbeMs);
   const targetNames = started.map((s) => s.target.name);
   const rows = buildRows({
     measurements,
