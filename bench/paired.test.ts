@@ -95,8 +95,37 @@ test("pairs alternate which side runs first, go over every route, and report the
   assert.equal(sse?.route, "sse-stream");
   assert.ok(Math.abs((sse?.medianRatio ?? 0) - 1.225) < 1e-9);
   assert.ok(get?.interval !== undefined);
+  // Halves: pairs 0-2 (0.80, 0.81, 0.82) and 3-5 (0.83, 0.84, 0.85).
+  const halves = (get as { halves?: { first: number; second: number } }).halves;
+  assert.ok(Math.abs((halves?.first ?? 0) - 0.81) < 1e-9);
+  assert.ok(Math.abs((halves?.second ?? 0) - 0.84) < 1e-9);
   assert.match(
     section.lines[0] ?? "",
-    /^get-json +gw ÷ bare: median 0\.82, 96\.9% CI 0\.80-0\.85 \(6 pairs/,
+    /^get-json +gw ÷ bare: median 0\.82, 96\.9% CI 0\.80-0\.85 \(6 pairs; medians 825 \/ 1000 req\/s; halves 0\.81 then 0\.84\)$/,
   );
+});
+
+test("pairs: no halves below four pairs, the middle pair of an odd count in the second", async () => {
+  const summaryOf = async (count: number) => {
+    let runs = 0;
+    const { section } = await measurePairs({
+      pairs: count,
+      routes: [{ name: "get-json" as RouteName }],
+      bare: "bare",
+      targets: ["gw"],
+      name: (t) => t,
+      durationS: 1,
+      // The pair's index + 1 over 10: ratios 0.1, 0.2, ...
+      run: async (target) => ({
+        rps: target === "bare" ? 10 : ++runs,
+        errors: 0,
+      }),
+      log: () => {},
+    });
+    return section.data as { summaries: { halves?: { first: number; second: number } }[] };
+  };
+  assert.equal((await summaryOf(3)).summaries[0]?.halves, undefined);
+  const five = (await summaryOf(5)).summaries[0]?.halves;
+  assert.ok(Math.abs((five?.first ?? 0) - 0.15) < 1e-9); // 0.1, 0.2
+  assert.ok(Math.abs((five?.second ?? 0) - 0.4) < 1e-9); // 0.3, 0.4, 0.5
 });

@@ -46,6 +46,12 @@ export interface PairSummary {
   interval?: MedianInterval;
   medianBareRps: number;
   medianTargetRps: number;
+  /**
+   * Median ratio of the first half of the pairs and of the second (in the order run; the
+   * middle pair of an odd count goes to the second): a machine or process that drifts during
+   * the section shows as two different halves, which one median would hide. Absent below 4 pairs.
+   */
+  halves?: { first: number; second: number };
 }
 
 /** A confidence interval for a median: two of the sorted samples. */
@@ -168,6 +174,7 @@ function summarisePairs(
       const mine = pairs.filter((p) => p.route === route && p.target === target);
       if (mine.length === 0) continue;
       const ratios = mine.map((p) => p.ratio);
+      const half = Math.floor(ratios.length / 2);
       out.push({
         target,
         route,
@@ -176,6 +183,10 @@ function summarisePairs(
         interval: medianInterval(ratios),
         medianBareRps: median(mine.map((p) => p.bareRps)),
         medianTargetRps: median(mine.map((p) => p.targetRps)),
+        halves:
+          ratios.length < 4
+            ? undefined
+            : { first: median(ratios.slice(0, half)), second: median(ratios.slice(half)) },
       });
     }
   }
@@ -189,9 +200,13 @@ function formatPairs(summaries: readonly PairSummary[], bare: string): string[] 
       s.interval === undefined
         ? "too few pairs for a 95% interval"
         : `${Math.round(s.interval.coverage * 1000) / 10}% CI ${s.interval.low.toFixed(2)}-${s.interval.high.toFixed(2)}`;
+    const halves =
+      s.halves === undefined
+        ? ""
+        : `; halves ${s.halves.first.toFixed(2)} then ${s.halves.second.toFixed(2)}`;
     return (
       `${s.route.padEnd(12)} ${s.target} ÷ ${bare}: median ${s.medianRatio.toFixed(2)}, ${interval} ` +
-      `(${s.pairs} pair${s.pairs === 1 ? "" : "s"}; medians ${Math.round(s.medianTargetRps)} / ${Math.round(s.medianBareRps)} req/s)`
+      `(${s.pairs} pair${s.pairs === 1 ? "" : "s"}; medians ${Math.round(s.medianTargetRps)} / ${Math.round(s.medianBareRps)} req/s${halves})`
     );
   });
 }
