@@ -44,7 +44,7 @@ import {
 } from "./report.ts";
 import { ROUTES, type Route } from "./routes.ts";
 import { extraSections, type ReportSection } from "./sections.ts";
-import { describeStalls, probeStalls, type StallReading } from "./stalls.ts";
+import { describeStalls, probeSleepMs, probeStalls, type StallReading } from "./stalls.ts";
 import type { RunningTarget, Target } from "./target.ts";
 import { startUpstream, type Upstream } from "./upstream.ts";
 
@@ -81,7 +81,7 @@ async function probeMachineStalls(probeMs: number): Promise<StallReading[]> {
 /** The stall probe's lines: the machine's floor under every tail latency. */
 function logStalls(when: string, probeMs: number, readings: readonly StallReading[]): void {
   log(
-    `machine stalls ${when} (every core spun ${probeMs / 1000} s, then slept 1 ms at a time for ${probeMs / 1000} s):`,
+    `machine stalls ${when} (every core spun ${probeMs / 1000} s, then slept ${probeSleepMs} ms at a time for ${probeMs / 1000} s):`,
   );
   if (readings.length === 0) log("  none (the probe failed)");
   for (const line of describeStalls(readings)) log(`  ${line}`);

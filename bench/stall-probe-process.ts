@@ -1,14 +1,15 @@
 /**
  * Child-process entry of the machine stall probe (stalls.ts), run pinned to one core: first
  * spins, noting every gap between two clock reads longer than the threshold (time the core
- * was taken away: interrupts, the hypervisor, other processes), then sleeps 1 ms at a time,
- * noting how late each wake-up came. Nothing is allocated while it measures but the gap list.
+ * was taken away: interrupts, the hypervisor, other processes), then sleeps probeSleepMs at a
+ * time, noting how late each wake-up came. Nothing is allocated while it measures but the gap
+ * list.
  * Prints one JSON StallSamples.
  *
  * Usage: node bench/stall-probe-process.ts <spinMs> <sleepMs>
  */
 import { performance } from "node:perf_hooks";
-import { type StallSamples, stallThresholdMs } from "./stalls.ts";
+import { probeSleepMs, type StallSamples, stallThresholdMs } from "./stalls.ts";
 
 const spinMs = Number(process.argv[2]);
 const sleepMs = Number(process.argv[3]);
@@ -35,8 +36,8 @@ const sleepEnd = performance.now() + sleepMs;
 for (;;) {
   const before = performance.now();
   if (before >= sleepEnd) break;
-  Atomics.wait(cell, 0, 0, 1);
-  lateMs.push(performance.now() - before - 1);
+  Atomics.wait(cell, 0, 0, probeSleepMs);
+  lateMs.push(performance.now() - before - probeSleepMs);
 }
 
 const samples: StallSamples = { spunMs, gapsMs, lateMs };

@@ -16,6 +16,8 @@ import { percentile } from "./latency.ts";
 export const stallThresholdMs = 0.05;
 /** Stalls at least this long are counted apart: each can hold a request past a 1-ms target. */
 const longStallMs = 1;
+/** How long each sleep of the probe's second phase asks for. */
+export const probeSleepMs = 1;
 
 /** What one probe process measured (stall-probe-process.ts prints it). */
 export interface StallSamples {
@@ -23,7 +25,7 @@ export interface StallSamples {
   spunMs: number;
   /** Every gap over stallThresholdMs while spinning. */
   gapsMs: number[];
-  /** How late each 1-ms sleep woke up. */
+  /** How late each sleep of probeSleepMs woke up. */
   lateMs: number[];
 }
 
@@ -78,7 +80,7 @@ export function describeStalls(readings: readonly StallReading[]): string[] {
     (r) =>
       `core ${r.core}: spinning lost ${(r.lostShare * 100).toFixed(1)}% in ${r.stallsPerS.toFixed(0)} stalls/s over ` +
       `${stallThresholdMs * 1000} µs (${r.longStallsPerS.toFixed(1)}/s of ${longStallMs} ms or more, longest ` +
-      `${r.longestMs.toFixed(2)} ms); ${longStallMs}-ms sleeps woke late by p50 ${r.lateP50Ms.toFixed(3)}, ` +
+      `${r.longestMs.toFixed(2)} ms); ${probeSleepMs}-ms sleeps woke late by p50 ${r.lateP50Ms.toFixed(3)}, ` +
       `p99 ${r.lateP99Ms.toFixed(3)}, max ${r.lateMaxMs.toFixed(2)} ms`,
   );
 }
